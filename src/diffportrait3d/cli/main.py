@@ -1,0 +1,43 @@
+"""`dp3d` entry point: one subcommand per module, each with `add_parser` and `run`."""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import UserError
+
+# subcommand name -> module under diffportrait3d.cli; each module is imported lazily so that
+# `dp3d --help` stays fast and a missing optional dependency only breaks its own command.
+COMMANDS = {
+    "init": "init_model",
+    "render": "render",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dp3d", description="DiffPortrait3D: novel views of a portrait.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module in COMMANDS.items():
+        importlib.import_module(f"{__package__}.{module}").add_parser(sub, name)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except UserError as e:
+        print(f"dp3d {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dp3d {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
