@@ -1,0 +1,30 @@
+"""Component configs: the `tiny` preset (random weights, for tests and development).
+
+The tiny UNet mirrors SD1.5's shape at small width: attention at the first two levels, none at
+the deepest, 2 layers per block, 4 heads (diffusers' `attention_head_dim` counts HEADS for
+SD1.5-style UNets), 8x8 latents for 64x64 images.
+"""
+
+TINY_UNET = dict(
+    sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 32, 32), layers_per_block=2,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=32, attention_head_dim=4, norm_num_groups=32, use_linear_projection=False,
+)
+
+TINY_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 16, 32, 32), layers_per_block=1,
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    norm_num_groups=8, sample_size=64, scaling_factor=0.18215,
+)
+
+# the released model's view modules: 8 heads, one transformer block, 32 views
+VIEW_MODULES = dict(num_attention_heads=8, num_transformer_blocks=1, max_views=32)
+
+# DDIM over the SD1.5 schedule, as the release samples (see pipeline/ddim.py for the arithmetic)
+SCHEDULER = dict(
+    num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+    clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading", prediction_type="epsilon",
+)
+
+PRESETS = {"tiny": dict(unet=TINY_UNET, vae=TINY_VAE, prompt_length=77)}

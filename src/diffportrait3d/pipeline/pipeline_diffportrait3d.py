@@ -1,0 +1,160 @@
+"""DiffPortrait3DPipeline: novel views of a portrait from reference image(s) and per-view
+condition images (a portrait of any identity seen from each wanted camera).
+
+    >>> pipe = DiffPortrait3DPipeline.from_pretrained("path/to/model")
+    >>> views = pipe("me.jpg", condition_images=[...16 images...], generator=torch.Generator().manual_seed(0)).images
+"""
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+from ..errors import UserError
+from ..media import images_to_tensor, tensor_to_pil
+from ..models.denoiser import Networks, guided_eps, shared_reference_bank
+from ..models.reference_attention import install_reference_processors
+from .ddim import ddim_schedule, gaussian_noise_sampler, sample_ddim
+from .schedule import alphas_cumprod_from_config, q_sample
+
+NOISE3D_T = 999  # the 3D-aware start: the proxy latent taken by the forward process to t = 999
+
+
+@dataclass
+class DiffPortrait3DOutput(BaseOutput):
+    images: list | torch.Tensor  # PIL list, (N,3,H,W) in [0,1], or latents
+    latents: torch.Tensor | None = None
+
+
+class DiffPortrait3DPipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "reference_unet->controlnet->unet->vae"
+    _optional_components = ["noise_model"]
+
+    def __init__(self, vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, scheduler, noise_model=None):
+        super().__init__()
+        self.register_modules(vae=vae, unet=unet, reference_unet=reference_unet, controlnet=controlnet,
+                              view_modules=view_modules, prompt_embedding=prompt_embedding, scheduler=scheduler,
+                              noise_model=noise_model)
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model):
+            if m is not None:
+                m.eval()  # freshly built modules start in training mode, which changes the VAE's numbers
+        self.install_processors()
+
+    def install_processors(self):
+        """(Re)install reference processors and view-module hooks; call after anything that resets
+        attention processors (set_attn_processor, set_default_attn_processor, xformers switches)."""
+        install_reference_processors(self.unet)
+        install_reference_processors(self.reference_unet)
+        self.view_modules.attach(self.unet)
+
+    @property
+    def networks(self) -> Networks:
+        return Networks(self.unet, self.reference_unet, self.controlnet, self.view_modules)
+
+    @property
+    def image_size(self) -> int:
+        s = self.unet.config.sample_size
+        return (s if isinstance(s, int) else s[0]) * self.vae_scale_factor
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        return alphas_cumprod_from_config(self.scheduler.config)
+
+    # -- VAE -------------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor, generator=None, sample_posterior: bool = False) -> torch.Tensor:
+        """(N,3,H,W) in [-1,1] -> scaled latents. Posterior mean by default; the authors sample it."""
+        vae = self.vae
+        dist = vae.encode(images.to(vae.device, vae.dtype)).latent_dist
+        z = dist.sample(generator) if sample_posterior else dist.mean
+        return z * vae.config.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        vae = self.vae
+        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].clamp(-1, 1)
+
+    # -- sampling --------------------------------------------------------------------------
+    def check_inputs(self, refs, conds, proxies, group_size, guidance_scale, eta):
+        if conds.shape[0] == 0:
+            raise UserError("no condition images: give one image per wanted view")
+        if not 1 <= group_size <= self.view_modules.config.max_views:
+            raise UserError(f"--group {group_size} views: the view encoding supports 1..{self.view_modules.config.max_views} views per group")
+        if proxies is not None and proxies.shape[0] != conds.shape[0]:
+            raise UserError(f"{proxies.shape[0]} proxy images for {conds.shape[0]} condition images: give one proxy per view")
+        if eta < 0 or guidance_scale < 0:
+            raise UserError("eta and guidance scale must be >= 0")
+
+    @torch.no_grad()
+    def __call__(self, reference_images, condition_images, num_inference_steps: int = 50, guidance_scale: float = 3.0,
+                 eta: float = 0.5, proxy_images=None, generator: torch.Generator | None = None, output_type: str = "pil",
+                 group_size: int = 8, mode: str = "fast", batch_cfg: bool = True, sample_posterior: bool = False,
+                 latents: torch.Tensor | None = None, step_noise=None, control_scale: float = 1.0, callback=None,
+                 return_dict: bool = True):
+        """Render one view per condition image.
+
+        reference_images: image / path / list of them / (R,3,H,W) tensor in [-1,1]; all references
+            are seen by every view. condition_images: list or (N,3,H,W) tensor, one per view.
+        proxy_images: optional per-view proxy renders for the 3D-aware initial noise.
+        latents: optional initial latent x_T (N,4,h,w); step_noise: optional (steps, N, 4, h, w)
+            recorded DDIM noise (replays a run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
+        """
+        if output_type not in ("pil", "pt", "latent"):
+            raise UserError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
+        # 1. inputs
+        size, device, dtype = self.image_size, self._execution_device, self.unet.dtype
+        refs = images_to_tensor(reference_images, size)
+        conds = images_to_tensor(condition_images, size)
+        proxies = images_to_tensor(proxy_images, size) if proxy_images is not None else None
+        self.check_inputs(refs, conds, proxies, group_size, guidance_scale, eta)
+        n = conds.shape[0]
+        # 2. conditions
+        ref_latents = self.encode(refs.to(device), generator, sample_posterior).to(dtype)
+        conds = conds.to(device, dtype)
+        context = self.prompt_embedding().to(device, dtype)
+        # 3. timesteps
+        schedule = ddim_schedule(self.alphas_cumprod, num_inference_steps, eta)
+        # 4. initial latents: the 3D-aware start when proxies are given, else Gaussian noise
+        h = size // self.vae_scale_factor
+        shape = (n, self.unet.config.in_channels, h, h)
+        if latents is None:
+            latents = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            if proxies is not None:
+                proxy_latents = self.encode(proxies.to(device), generator, sample_posterior).to(dtype)
+                latents = q_sample(proxy_latents, latents, self.alphas_cumprod.to(device), NOISE3D_T)
+        elif tuple(latents.shape) != shape:
+            raise UserError(f"latents of shape {tuple(latents.shape)} do not fit {n} views at {size}px: expected {shape}")
+        latents = latents.to(device, dtype)
+        if step_noise is not None:
+            noise_sampler = lambda k: step_noise[k].to(device, dtype)  # noqa: E731
+        else:
+            noise_sampler = gaussian_noise_sampler(shape, generator, device, dtype)
+        groups = [slice(i, min(i + group_size, n)) for i in range(0, n, group_size)]
+
+        # 5. denoising: the reference tokens are computed once per step and shared by every group
+        nets = self.networks
+
+        def eps_fn(x, t):
+            bank = shared_reference_bank(nets, ref_latents, t, context) if mode == "fast" else None
+            return torch.cat([guided_eps(nets, x[g], t, context, ref_latents, conds[g], guidance_scale, bank=bank,
+                                         mode=mode, batch_cfg=batch_cfg, control_scale=control_scale)[0] for g in groups])
+
+        bar = self.progress_bar(total=len(schedule))
+
+        def on_step(info):
+            bar.update()
+            if callback is not None:
+                callback(info)
+
+        latents = sample_ddim(eps_fn, latents, schedule, noise_sampler, callback=on_step, disable=True)
+        bar.close()
+        # 6. decode
+        if output_type == "latent":
+            images = latents
+        else:
+            images = torch.cat([self.decode(latents[g]) for g in groups]).float().cpu()
+            images = [tensor_to_pil(x) for x in images] if output_type == "pil" else (images + 1) / 2
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return DiffPortrait3DOutput(images=images, latents=latents)
