@@ -79,19 +79,26 @@ def convert_state_dicts(sd: dict, original_config: dict | None = None) -> tuple[
     out["controlnet"] = {k: v for k, v in convert_controlnet_checkpoint(parts["controlnet"], cfg["controlnet"]).items() if v is not None}
     out["view_modules"] = parts["view_modules"]
     if parts["vae"]:
-        vae_cfg = {"block_out_channels": _vae_channels(parts["vae"]), "layers_per_block": 2}
-        out["vae"] = convert_ldm_vae_checkpoint(parts["vae"], vae_cfg)
+        cfg["vae"] = vae_config(parts["vae"], cfg["scale_factor"])
+        out["vae"] = convert_ldm_vae_checkpoint(parts["vae"], cfg["vae"])
     if parts["text_encoder"]:
         out["text_encoder"] = parts["text_encoder"]
     consumed = {id(v) for d in out.values() for v in d.values()}
+    if "vae" in out and len(out["vae"]) == len(parts["vae"]):
+        # the VAE helper reshapes its attention weights (new tensors): a 1:1 key count is the check there
+        consumed |= {id(v) for v in parts["vae"].values()}
     report.unused = sorted(k for k, v in sd.items() if id(v) not in consumed and k not in SCHEDULE_BUFFERS
                            and not (k.startswith(REF) and k[len(REF):].startswith(REF_UNUSED_PREFIXES)))
     return out, cfg, report
 
 
-def _vae_channels(vae_sd: dict) -> list[int]:
+def vae_config(vae_sd: dict, scale_factor: float) -> dict:
+    """SD's AutoencoderKL layout, widths read from the checkpoint."""
     n = len({k.split(".")[3] for k in vae_sd if k.startswith(VAE + "encoder.down.")})
-    return [vae_sd[f"{VAE}encoder.down.{i}.block.0.conv1.weight"].shape[0] for i in range(n)]
+    chans = tuple(vae_sd[f"{VAE}encoder.down.{i}.block.0.conv1.weight"].shape[0] for i in range(n))
+    return dict(block_out_channels=chans, layers_per_block=2, down_block_types=("DownEncoderBlock2D",) * n,
+                up_block_types=("UpDecoderBlock2D",) * n, latent_channels=vae_sd[VAE + "quant_conv.weight"].shape[0] // 2,
+                scaling_factor=scale_factor)
 
 
 def load_into(model: torch.nn.Module, state: dict, name: str, report: ConversionReport, fill_from: torch.nn.Module | None = None):
@@ -137,9 +144,7 @@ def build_components(sd: dict, original_config: dict | None = None, meta: bool =
     load_into(nets["view_modules"], converted["view_modules"], "view_modules", report)
     if "vae" in converted:
         with ctx():
-            nets["vae"] = AutoencoderKL(block_out_channels=_vae_channels(_sub(sd, VAE, VAE)), layers_per_block=2,
-                                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                                        latent_channels=4, scaling_factor=cfg["scale_factor"])
+            nets["vae"] = AutoencoderKL(**cfg["vae"])
         load_into(nets["vae"], converted["vae"], "vae", report)
     if not meta:
         mid = nets["view_modules"].middle_block_motion_module[0]
