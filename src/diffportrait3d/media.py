@@ -139,14 +139,10 @@ def save_video(frames: list[Image.Image], path: str | Path, fps: int = 8) -> Pat
         if path.suffix.lower() == ".gif":
             iio.imwrite(tmp, arrs, extension=".gif", duration=int(1000 / fps), loop=0)
         else:
-            # yuv420p needs even sizes; macro_block_size=1 keeps small frames as they are
-            iio.imwrite(tmp, arrs, extension=path.suffix.lower(), fps=fps, codec="libx264",
-                        macro_block_size=1, output_params=["-pix_fmt", "yuv420p"] if _even(arrs[0]) else None)
+            # macro_block_size=1 keeps small frames at their size (the writer's yuv420p needs even sides)
+            iio.imwrite(tmp, [a[: a.shape[0] // 2 * 2, : a.shape[1] // 2 * 2] for a in arrs], extension=path.suffix.lower(),
+                        fps=fps, codec="libx264", macro_block_size=1)
     return path
-
-
-def _even(a: np.ndarray) -> bool:
-    return a.shape[0] % 2 == 0 and a.shape[1] % 2 == 0
 
 
 def _pil_format(path: Path) -> str:

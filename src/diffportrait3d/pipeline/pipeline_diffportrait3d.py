@@ -14,7 +14,9 @@ from diffusers.utils import BaseOutput
 from ..errors import UserError
 from ..media import images_to_tensor, tensor_to_pil
 from ..models.denoiser import Networks, guided_eps, shared_reference_bank
+from ..models.prompt_embedding import PromptEmbedding  # noqa: F401  diffusers loads only imported component modules
 from ..models.reference_attention import install_reference_processors
+from ..models.view_modules import ViewModules  # noqa: F401
 from .ddim import ddim_schedule, gaussian_noise_sampler, sample_ddim
 from .schedule import alphas_cumprod_from_config, q_sample
 
