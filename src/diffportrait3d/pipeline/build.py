@@ -51,16 +51,22 @@ def empty_prompt_embedding(text_encoder, tokenizer) -> torch.Tensor:
 
 
 def sd15_components(base: str, **load_kwargs) -> dict:
-    """Components from a Stable Diffusion 1.5 folder (diffusers layout) or hub id."""
+    """Components from a Stable Diffusion 1.5 folder (diffusers layout) or hub id. A miniature base
+    (from `dp3d train --stage base`) carries prompt_embedding/ instead of a text encoder."""
+    from pathlib import Path
+
     from transformers import CLIPTextModel, CLIPTokenizer
 
     try:
         unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **load_kwargs)
         vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **load_kwargs)
-        tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", **load_kwargs)
-        text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **load_kwargs)
+        if (Path(base) / "prompt_embedding").is_dir():
+            embeds = PromptEmbedding.from_pretrained(base, subfolder="prompt_embedding").embeds.data
+        else:
+            tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", **load_kwargs)
+            text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **load_kwargs)
+            embeds = empty_prompt_embedding(text_encoder, tokenizer)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load a Stable Diffusion base from {base!r}: it needs unet/, vae/, tokenizer/ and "
                         f"text_encoder/ in diffusers layout ({str(e).splitlines()[0]})") from None
-    embeds = empty_prompt_embedding(text_encoder, tokenizer)
     return components_from_backbone(unet, vae, embeds)

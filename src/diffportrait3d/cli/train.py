@@ -1,0 +1,37 @@
+"""`dp3d train`: one stage of training (see training/config.py for every option)."""
+
+from ..errors import UserError
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="train one stage (vae, base, reference, view, consistency, noise3d)",
+                       description="Multi-GPU / multi-node: `accelerate launch -m diffportrait3d.cli.main train ...` "
+                                   "with accelerate's own config.")
+    p.add_argument("--config", default=None, help="YAML or JSON file of TrainConfig fields")
+    p.add_argument("--stage", default=None)
+    p.add_argument("--data", default=None, help="EG3D-layout dataset folder")
+    p.add_argument("--model", default=None, help="model folder to start from")
+    p.add_argument("-o", "--output", default=None)
+    p.add_argument("--max-steps", type=int, default=None, dest="max_steps")
+    p.add_argument("--batch-size", type=int, default=None, dest="batch_size")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT/checkpoints")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..training.config import load_config, parse_override
+    from ..training.datasets import build_dataset
+    from ..training.loop import train
+    from ..training.stages import build_stage
+
+    overrides = {k: getattr(args, k) for k in ("stage", "data", "model", "output", "max_steps", "batch_size", "lr")}
+    overrides.update(dict(parse_override(s) for s in args.set))
+    cfg = load_config(args.config, overrides)
+    stage = build_stage(cfg)
+    dataset = build_dataset(cfg, stage)
+    if len(dataset) == 0:
+        raise UserError(f"no usable training samples in {cfg.data}")
+    result = train(cfg, stage, dataset, resume=args.resume)
+    print(f"trained {cfg.stage} to step {result['step']} (final loss {result['final_loss']:.4f}); model folder {cfg.output}/model")

@@ -1,0 +1,85 @@
+"""`dp3d train` configuration: one dataclass, loadable from YAML/JSON, every field overridable
+on the command line (`--set lr=1e-4 --set batch_size=4` or the dedicated flags)."""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+STAGES = ("vae", "base", "reference", "view", "consistency", "noise3d")
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "reference"          # one of STAGES
+    data: str = ""                    # EG3D-layout dataset folder
+    model: str = ""                   # model folder to start from (base stage: optional)
+    output: str = "train_out"         # checkpoints, logs, and the updated model folder (OUT/model)
+    max_steps: int = 1000             # optimiser steps
+    batch_size: int = 16              # images per step (paper: 16); per process
+    grad_accum: int = 1               # micro-batches per optimiser step
+    views: int = 8                    # consistency stage: target views per group (paper: 8)
+    lr: float = 1e-5                  # paper: 1e-5
+    warmup_steps: int = 0
+    weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"       # no | fp16 | bf16 (accelerate)
+    gradient_checkpointing: bool = False
+    ema_decay: float = 0.0            # 0 disables EMA; else e.g. 0.999 (the EMA weights are exported)
+    seed: int = 0
+    resolution: int = 0               # 0: the model's own image size
+    save_every: int = 500             # checkpoint period (steps)
+    keep_last: int = 3                # checkpoints kept
+    sample_every: int = 500           # sample grid period (steps); 0 disables
+    sample_steps: int = 20            # DDIM steps for sample grids
+    log_every: int = 10
+    condition_source: str = "render"  # view/consistency stages: render | rig (see data/eg3d_dataset.py)
+    weights: str = ""                 # folder with optional perceptual-loss weights (noise3d)
+    extra: dict = field(default_factory=dict)  # stage-specific knobs (see training/stages.py)
+
+    def validate(self) -> "TrainConfig":
+        if self.stage not in STAGES:
+            raise UserError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise UserError("max_steps, batch_size and grad_accum must be >= 1")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise UserError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if not self.data:
+            raise UserError("--data DIR is required (an EG3D-layout dataset, e.g. from `dp3d synth`)")
+        if self.stage not in ("vae", "base", "noise3d") and not self.model:
+            raise UserError(f"stage {self.stage} needs --model DIR (a model folder from `dp3d init` or an earlier stage)")
+        return self
+
+
+def load_config(path: str | None, overrides: dict) -> TrainConfig:
+    values = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file not found: {p}")
+        text = p.read_text()
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+    names = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for k, v in {**values, **{k: v for k, v in overrides.items() if v is not None}}.items():
+        if k not in names:
+            raise UserError(f"unknown training option {k!r}; options: {', '.join(names)}")
+        values[k] = v
+    return TrainConfig(**values).validate()
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`key=value` with value parsed as JSON when it can be (numbers, booleans, dicts)."""
+    if "=" not in text:
+        raise UserError(f"--set expects key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value

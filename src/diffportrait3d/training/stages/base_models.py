@@ -1,0 +1,99 @@
+"""Miniature-world stand-ins for SD1.5's VAE and UNet, trained on renders (`vae`, `base` stages).
+
+`vae`: an AutoencoderKL trained with L1 + SSIM reconstruction and a small KL term.
+`base`: an unconditional UNet2DConditionModel (the same class as SD1.5's) trained with epsilon-MSE
+on VAE latents; its text condition is one fixed embedding, stored as the model's empty prompt.
+Their output is a base folder (vae/, unet/, prompt_embedding/) that `dp3d init --base` accepts.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ...media import tensor_to_pil
+from ..noising import Noiser
+from .base import Stage, freeze
+
+
+def ssim_loss(x, y, window: int = 7):
+    """1 - mean SSIM with a uniform window, on images in [-1, 1] (a weight-free structural loss)."""
+    x, y = (x + 1) / 2, (y + 1) / 2
+    pool = lambda t: F.avg_pool2d(t, window, 1, window // 2, count_include_pad=False)  # noqa: E731
+    mx, my = pool(x), pool(y)
+    vx, vy, cxy = pool(x * x) - mx**2, pool(y * y) - my**2, pool(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return 1 - s.mean()
+
+
+class VAEStage(Stage):
+    name, batch_kind = "vae", "images"
+
+    def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2):
+        self.vae, self.kl_weight, self.ssim_weight = vae, kl_weight, ssim_weight
+        vae.train().requires_grad_(True)
+
+    def trainable(self):
+        return self.vae
+
+    def loss(self, batch, generator):
+        x = batch["image"].to(self.vae.device)
+        dist = self.vae.encode(x).latent_dist
+        z = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=generator).to(x)
+        rec = self.vae.decode(z).sample
+        l1 = (rec - x).abs().mean()
+        ss = ssim_loss(rec.float(), x.float())
+        kl = dist.kl().mean() / z[0].numel()
+        loss = l1 + self.ssim_weight * ss + self.kl_weight * kl
+        return loss, {"l1": l1.item(), "ssim_loss": ss.item(), "kl": kl.item()}
+
+    @torch.no_grad()
+    def samples(self, batch, steps):
+        x = batch["image"][:8].to(self.vae.device)
+        rec = self.vae.decode(self.vae.encode(x).latent_dist.mean).sample
+        return [[tensor_to_pil(a) for a in x], [tensor_to_pil(a) for a in rec]]
+
+    def export(self, folder):
+        self.vae.save_pretrained(folder / "vae")
+
+
+class BaseUNetStage(Stage):
+    name, batch_kind = "base", "images"
+
+    def __init__(self, unet, vae, prompt_embedding):
+        self.unet, self.vae, self.prompt = unet, vae, prompt_embedding
+        freeze(vae, prompt_embedding)
+        unet.train().requires_grad_(True)
+        self.noiser = Noiser()
+
+    def trainable(self):
+        return self.unet
+
+    def frozen(self):
+        return [self.vae, self.prompt]
+
+    def loss(self, batch, generator):
+        with torch.no_grad():
+            x = batch["image"].to(self.vae.device)
+            z0 = self.vae.encode(x).latent_dist.sample(generator) * self.vae.config.scaling_factor
+        x_t, t, noise = self.noiser(z0, generator)
+        eps = self.unet(x_t, t, encoder_hidden_states=self.prompt(x_t.shape[0]).to(x_t)).sample
+        loss = F.mse_loss(eps.float(), noise.float())
+        return loss, {"loss": loss.item()}
+
+    @torch.no_grad()
+    def samples(self, batch, steps):
+        from ...pipeline.ddim import ddim_schedule, sample_ddim
+
+        g = torch.Generator().manual_seed(0)
+        s = self.unet.config.sample_size
+        x = torch.randn(8, self.unet.config.in_channels, s, s, generator=g).to(self.vae.device)
+        ctx = self.prompt(8).to(x)
+        z = sample_ddim(lambda x, t: self.unet(x, t, encoder_hidden_states=ctx).sample, x,
+                        ddim_schedule(self.noiser.alphas_cumprod, steps, 0.0), disable=True)
+        imgs = self.vae.decode(z / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+        return [[tensor_to_pil(a) for a in batch["image"][:8]], [tensor_to_pil(a) for a in imgs]]
+
+    def export(self, folder):
+        self.unet.save_pretrained(folder / "unet")
+        self.vae.save_pretrained(folder / "vae")
+        self.prompt.save_pretrained(folder / "prompt_embedding")

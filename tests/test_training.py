@@ -1,0 +1,121 @@
+"""Training stages: what trains and what stays frozen, exact resume, learning on a fixed set."""
+
+import copy
+
+import pytest
+import torch
+
+from diffportrait3d.training.config import TrainConfig
+from diffportrait3d.training.loop import train
+from diffportrait3d.training.stages.base_models import BaseUNetStage, VAEStage
+from diffportrait3d.training.stages.diffportrait3d import DiffPortrait3DStage, reference_unet_unused
+
+V = 2
+
+
+class ToySet(torch.utils.data.Dataset):
+    """Subjects are coloured discs whose position follows the camera; enough structure to learn."""
+
+    def __init__(self, n=4, size=64, views=V):
+        self.n, self.size, self.views = n, size, views
+
+    def __len__(self):
+        return self.n
+
+    def image(self, subject, cam):
+        g = torch.Generator().manual_seed(subject)
+        colour = torch.rand(3, 1, 1, generator=g) * 2 - 1
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, self.size), torch.linspace(-1, 1, self.size), indexing="ij")
+        disc = ((xx - 0.4 * cam) ** 2 + yy**2 < 0.3).float()
+        return disc * colour + (1 - disc) * -0.5
+
+    def __getitem__(self, i):
+        cams = torch.linspace(-1, 1, self.views)
+        return {"image": self.image(i, 0.0), "reference": self.image(i, 0.0), "target": self.image(i, 0.5),
+                "condition": self.image(i + 100, 0.5), "targets": torch.stack([self.image(i, float(c)) for c in cams]),
+                "conditions": torch.stack([self.image(i + 100, float(c)) for c in cams])}
+
+
+def cfg(tmp_path, stage, **kw):
+    base = dict(stage=stage, data="toy", model="toy", output=str(tmp_path / stage), max_steps=4, batch_size=2, lr=1e-3,
+                save_every=2, sample_every=0, log_every=1, views=V)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def make_stage(name, pipe):
+    if name == "vae":
+        return VAEStage(copy.deepcopy(pipe.vae))
+    if name == "base":
+        return BaseUNetStage(copy.deepcopy(pipe.unet), copy.deepcopy(pipe.vae), copy.deepcopy(pipe.prompt_embedding))
+    p = copy.deepcopy(pipe)
+    p.install_processors()
+    return DiffPortrait3DStage(name, p, views=V)
+
+
+@pytest.mark.parametrize("name", ["vae", "base", "reference", "view", "consistency"])
+def test_only_the_trained_part_changes(tiny_pipe, tmp_path, name):
+    stage = make_stage(name, tiny_pipe)
+    frozen_before = [{k: v.clone() for k, v in m.state_dict().items()} for m in stage.frozen()]
+    trained = {n: p.detach().clone() for n, p in stage.trainable().named_parameters()}
+    in_optimiser = {id(p) for p in stage.parameters()}
+    train(cfg(tmp_path, name, max_steps=3), stage, ToySet(), progress=False)
+    for before, m in zip(frozen_before, stage.frozen()):
+        for k, v in m.state_dict().items():
+            assert torch.equal(before[k], v), f"{name}: frozen {k} changed"
+    for n, p in stage.trainable().named_parameters():
+        changed = not torch.equal(trained[n], p.detach())
+        assert changed == (id(p) in in_optimiser), f"{name}: {n} changed={changed}"
+    assert (tmp_path / name / "model").is_dir() and (tmp_path / name / "logs" / "loss_curve.png").is_file()
+
+
+def test_reference_unused_parameters_match_autograd(tiny_pipe):
+    """The listed parameters get no gradient from the recorded attention inputs; all others do."""
+    from diffportrait3d.models.denoiser import reference_bank
+
+    p = copy.deepcopy(tiny_pipe)
+    p.install_processors()
+    p.reference_unet.requires_grad_(True)
+    bank = reference_bank(p.networks, torch.randn(2, 4, 8, 8), 500, p.prompt_embedding(2))
+    sum(b.square().sum() for b in bank.values()).backward()
+    no_grad = {n for n, q in p.reference_unet.named_parameters() if q.grad is None or not q.grad.any()}
+    assert no_grad == set(reference_unet_unused(p.reference_unet))
+
+
+def test_resume_is_exact(tiny_pipe, tmp_path):
+    straight = make_stage("consistency", tiny_pipe)
+    train(cfg(tmp_path / "a", "consistency", max_steps=4), straight, ToySet(), progress=False)
+    half = make_stage("consistency", tiny_pipe)
+    train(cfg(tmp_path / "b", "consistency", max_steps=2), half, ToySet(), progress=False)
+    resumed = make_stage("consistency", tiny_pipe)  # fresh weights: everything must come from the checkpoint
+    train(cfg(tmp_path / "b", "consistency", max_steps=4), resumed, ToySet(), resume=True, progress=False)
+    a, b = straight.trainable().state_dict(), resumed.trainable().state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], half.trainable().state_dict()[k]) for k in a)
+
+
+@torch.no_grad()
+def eval_loss(stage, data, seeds=8):
+    with stage.context():
+        return sum(stage.loss(data, torch.Generator().manual_seed(s))[0].item() for s in range(seeds)) / seeds
+
+
+@pytest.mark.parametrize("name, lr, ratio", [("base", 1e-3, 0.5), ("view", 3e-3, 0.75)])
+def test_loss_decreases_on_a_fixed_set(tiny_pipe, tmp_path, name, lr, ratio):
+    """Measured: base 1.13 -> 0.23 and view 1.12 -> 0.62 after 30 steps (fixed noise seeds)."""
+    stage = make_stage(name, tiny_pipe)
+    data = torch.utils.data.default_collate([ToySet()[i] for i in range(4)])
+    before = eval_loss(stage, data)
+    train(cfg(tmp_path, name, max_steps=30, batch_size=4, save_every=100, lr=lr), stage, ToySet(), progress=False)
+    after = eval_loss(stage, data)
+    assert after < ratio * before, (before, after)
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_pipe, tmp_path):
+    from diffportrait3d.errors import UserError
+
+    stage = make_stage("view", tiny_pipe)
+    with torch.no_grad():
+        next(stage.trainable().parameters()).fill_(float("nan"))
+    with pytest.raises(UserError, match="loss is nan at step 0; no checkpoint"):
+        train(cfg(tmp_path, "view"), stage, ToySet(), progress=False)
