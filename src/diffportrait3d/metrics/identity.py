@@ -58,12 +58,19 @@ def five_points(landmarks68: np.ndarray) -> np.ndarray:
     return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
 
 
-def align_arcface(image: np.ndarray, landmarks68: np.ndarray, size: int = 112) -> np.ndarray:
-    """Similarity-warp the face so its 5 points land on ArcFace's template; uint8 (size, size, 3)."""
+def arcface_matrix(landmarks68: np.ndarray, size: int = 112) -> np.ndarray:
+    """(2, 3) similarity transform taking the face's 5 points onto ArcFace's template (least squares)."""
     import cv2
 
     m, _ = cv2.estimateAffinePartial2D(five_points(landmarks68), ARCFACE_TEMPLATE * (size / 112.0), method=cv2.LMEDS)
-    return cv2.warpAffine(image, m, (size, size), borderValue=0.0)
+    return m
+
+
+def align_arcface(image: np.ndarray, landmarks68: np.ndarray, size: int = 112) -> np.ndarray:
+    """Warp the face onto ArcFace's template; uint8 (size, size, 3)."""
+    import cv2
+
+    return cv2.warpAffine(image, arcface_matrix(landmarks68, size), (size, size), borderValue=0.0)
 
 
 class ArcFaceOnnx(Embedder):
