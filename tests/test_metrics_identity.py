@@ -72,3 +72,16 @@ def test_arcface_alignment_puts_the_five_points_on_the_template(photos):
 def test_arcface_without_model_file_is_na(tmp_path):
     with pytest.raises(MetricUnavailable, match="not found"):
         ArcFaceOnnx(tmp_path / "w600k_r50.onnx")
+
+
+def test_models_are_found_without_pkg_resources(monkeypatch):
+    # face_recognition_models' __init__ imports pkg_resources (gone in setuptools >= 82); we never run it
+    import sys
+
+    from diffportrait3d.metrics.faces import EMBEDDING_FILE, LANDMARKS_FILE, model_file
+
+    monkeypatch.setitem(sys.modules, "pkg_resources", None)
+    monkeypatch.delitem(sys.modules, "face_recognition_models", raising=False)
+    assert model_file(LANDMARKS_FILE, "POSE").stat().st_size > 90e6
+    assert model_file(EMBEDDING_FILE, "ID").is_file()
+    assert "face_recognition_models" not in sys.modules
