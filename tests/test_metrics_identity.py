@@ -85,3 +85,29 @@ def test_models_are_found_without_pkg_resources(monkeypatch):
     assert model_file(LANDMARKS_FILE, "POSE").stat().st_size > 90e6
     assert model_file(EMBEDDING_FILE, "ID").is_file()
     assert "face_recognition_models" not in sys.modules
+
+
+def test_arcface_backend_runs_an_onnx_model_on_aligned_faces(photos, tmp_path):
+    # a stand-in "recognition network" (channel means of the aligned 112x112 face) exercises the
+    # whole path: landmarks, alignment, normalisation, onnxruntime, cosine
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    from diffportrait3d.metrics.faces import dlib_faces
+    from diffportrait3d.metrics.identity import align_arcface
+
+    x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [None, 3, 112, 112])
+    y = helper.make_tensor_value_info("emb", TensorProto.FLOAT, [None, 3])
+    nodes = [helper.make_node("GlobalAveragePool", ["input.1"], ["p"]), helper.make_node("Flatten", ["p"], ["emb"])]
+    model = helper.make_model(helper.make_graph(nodes, "toy", [x], [y]), opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "toy.onnx")
+
+    a, g, _ = photos
+    embedder = ArcFaceOnnx(tmp_path / "toy.onnx")
+    expected = (align_arcface(a, dlib_faces().landmarks(a)).astype(np.float64) - 127.5).mean((0, 1)) / 127.5
+    assert embedder(a) == pytest.approx(expected, abs=1e-5)
+    r = identity_similarity(from_uint8_hwc([a, g, np.zeros_like(a)]), from_uint8_hwc([a, a, a]), embedder)
+    assert r.backend == "arcface-onnx (toy.onnx)"
+    assert r.per_image[0] == pytest.approx(1.0) and r.per_image[2] is None

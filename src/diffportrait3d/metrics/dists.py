@@ -8,7 +8,8 @@ replaced by L2 pooling) and each channel i, with spatial means mu, variances s^2
     DISTS = 1 - sum_i (alpha_i S1_i + beta_i S2_i) / (sum alpha + sum beta),  c1 = c2 = 1e-6
 
 Inputs are in [0, 1] (DISTS's convention; we convert from [-1, 1]) and are ImageNet-normalised
-before VGG. Lower is better, 0 for identical images. Weights: torchvision vgg16-397923af.pth and
+before VGG. Lower is better, 0 for identical images. Images are scored at the size given (the
+DISTS reference script first resizes the short side to 256; do that before calling to match it). Weights: torchvision vgg16-397923af.pth and
 DISTS's weights.pt holding `alpha`, `beta` of shape (1, 1475, 1, 1).
 """
 
