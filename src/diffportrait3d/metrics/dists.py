@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import VGG_CHANNELS, VGG_TAPS, load_backbone, tapped, vgg16_features
-from .base import MetricUnavailable, check_pair, to_unit
+from ..errors import UserError
+from .base import check_pair, to_unit
 from .weights import load_state_dict
 
 C1 = C2 = 1e-6
@@ -88,7 +89,7 @@ def load(weights_dir) -> DISTS:
         ab = load_state_dict(weights_dir, "dists", "DISTS")
         for name in ("alpha", "beta"):
             if name not in ab or ab[name].shape != getattr(model, name).shape:
-                raise MetricUnavailable("DISTS", f"dists_weights.pt lacks a {name} tensor of shape {tuple(getattr(model, name).shape)}")
+                raise UserError(f"dists_weights.pt lacks a {name} tensor of shape {tuple(getattr(model, name).shape)}; fetch it again")
             getattr(model, name).data.copy_(ab[name])
         _CACHE[key] = model.eval().requires_grad_(False)
     return _CACHE[key]

@@ -32,6 +32,14 @@ def model_file(name: str, metric: str) -> Path:
     return path
 
 
+def require_cv2(metric: str):
+    try:
+        import cv2
+    except ImportError:
+        raise MetricUnavailable(metric, "opencv is not installed (pip install opencv-python-headless)") from None
+    return cv2
+
+
 def _dlib(metric: str):
     try:
         import dlib
@@ -79,7 +87,7 @@ class DlibFaces:
         angle = np.degrees(np.arctan2(ry - ly, rx - lx))
         if abs(angle) <= 10:
             return pts
-        import cv2
+        cv2 = require_cv2(self._metric)
 
         centre = tuple(float(c) for c in pts.mean(0))
         m = cv2.getRotationMatrix2D(centre, angle, 1.0)  # level the eyes

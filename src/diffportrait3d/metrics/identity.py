@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .base import MetricResult, MetricUnavailable, check_pair, to_uint8_hwc
+from .faces import require_cv2
 
 # ArcFace's reference positions (112x112) of left eye, right eye, nose tip, left/right mouth corner
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -60,7 +61,7 @@ def five_points(landmarks68: np.ndarray) -> np.ndarray:
 
 def arcface_matrix(landmarks68: np.ndarray, size: int = 112) -> np.ndarray:
     """(2, 3) similarity transform taking the face's 5 points onto ArcFace's template (least squares)."""
-    import cv2
+    cv2 = require_cv2("ID")
 
     m, _ = cv2.estimateAffinePartial2D(five_points(landmarks68), ARCFACE_TEMPLATE * (size / 112.0), method=cv2.LMEDS)
     return m
@@ -68,7 +69,7 @@ def arcface_matrix(landmarks68: np.ndarray, size: int = 112) -> np.ndarray:
 
 def align_arcface(image: np.ndarray, landmarks68: np.ndarray, size: int = 112) -> np.ndarray:
     """Warp the face onto ArcFace's template; uint8 (size, size, 3)."""
-    import cv2
+    cv2 = require_cv2("ID")
 
     return cv2.warpAffine(image, arcface_matrix(landmarks68, size), (size, size), borderValue=0.0)
 

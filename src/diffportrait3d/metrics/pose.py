@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .base import MetricResult, MetricUnavailable, check_images, check_pair, to_uint8_hwc
+from .faces import require_cv2
 
 LANDMARK_IDS = [17, 21, 22, 26, 36, 39, 42, 45, 31, 35, 48, 54, 57, 8]
 
@@ -47,14 +48,6 @@ _ANTHROPOMETRIC_14 = np.array([
     [0.000000, -3.116408, 6.097667], [0.000000, -7.415691, 4.070434],
 ])
 MODEL_POINTS = -_ANTHROPOMETRIC_14
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise MetricUnavailable("POSE", "opencv is not installed (pip install opencv-python-headless)") from None
-    return cv2
 
 
 def camera_matrix(width: int, height: int, focal: float | None = None) -> np.ndarray:
@@ -80,7 +73,7 @@ def matrix_from_euler(pitch: float, yaw: float, roll: float) -> np.ndarray:
 
 def pose_from_landmarks(landmarks: np.ndarray, width: int, height: int, focal: float | None = None) -> tuple[float, float, float]:
     """(pitch, yaw, roll) degrees from (68, 2) dlib landmarks (or (14, 2) points in LANDMARK_IDS order)."""
-    cv2 = _cv2()
+    cv2 = require_cv2("POSE")
     pts = np.asarray(landmarks, np.float64)
     if len(pts) == 68:
         pts = pts[LANDMARK_IDS]

@@ -33,6 +33,10 @@ def compute_metrics(generated: torch.Tensor, target: torch.Tensor, reference: to
 
     x, y = check_pair(generated, target)
     n = len(x)
+    if (pose_renderers is None) != (target_angles is None):
+        raise ValueError("render-and-compare POSE needs both pose_renderers and target_angles")
+    if (id_gallery is None) != (id_own_index is None):
+        raise ValueError("ID-retrieval needs both id_gallery and id_own_index")
     steps = {
         "LPIPS": lambda: MetricResult.from_values("LPIPS", lpips.lpips(x, y, weights_dir, lpips_net), backend=f"lpips-{lpips_net}-v0.1"),
         "DISTS": lambda: MetricResult.from_values("DISTS", dists.dists(x, y, weights_dir), backend="dists-vgg16"),
@@ -42,7 +46,8 @@ def compute_metrics(generated: torch.Tensor, target: torch.Tensor, reference: to
         "FID": lambda: _fid(fid.fid(x, y, weights_dir), n),
         "POSE": (lambda: render_compare.render_pose_error(x, target_angles, pose_renderers)) if pose_renderers is not None
         else (lambda: pose.pose_error(x, y, focal)),
-        "ID-retrieval": lambda: render_compare.identity_retrieval(x, id_gallery, id_own_index),
+        "ID-retrieval": lambda: render_compare.identity_retrieval(x, id_gallery, id_own_index) if id_gallery is not None
+        else MetricResult.unavailable("ID-retrieval", "no gallery of identity renders given", n),
     }
     wanted = list(metrics) + (["ID-retrieval"] if id_gallery is not None and "ID-retrieval" not in metrics else [])
     results = {}

@@ -6,7 +6,7 @@ A missing file makes its metric n/a (`MetricUnavailable`), never a number from r
 sha256: full digests are recorded where several independent records agree; for the pytorch-fid
 Inception file we only know the 8-hex-digit prefix that its filename carries (torch.hub's
 convention, the same check `torch.hub.load_state_dict_from_url(check_hash=True)` does); the
-DISTS calibration file has no published digest, so it is not verified.
+DISTS calibration file has no digest we could confirm, so it is not verified.
 """
 
 from __future__ import annotations
