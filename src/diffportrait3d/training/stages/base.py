@@ -11,6 +11,7 @@ class Stage:
 
     name = ""
     batch_kind = "pairs"  # images | pairs | groups | camera_pairs
+    resolution = 64       # image side the dataset is read at
 
     def trainable(self) -> torch.nn.Module:
         """The module holding every trained parameter (wrapped by accelerate)."""

@@ -30,6 +30,7 @@ class VAEStage(Stage):
 
     def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2):
         self.vae, self.kl_weight, self.ssim_weight = vae, kl_weight, ssim_weight
+        self.resolution = vae.config.sample_size
         vae.train().requires_grad_(True)
 
     def trainable(self):
@@ -64,6 +65,7 @@ class BaseUNetStage(Stage):
         freeze(vae, prompt_embedding)
         unet.train().requires_grad_(True)
         self.noiser = Noiser()
+        self.resolution = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
 
     def trainable(self):
         return self.unet

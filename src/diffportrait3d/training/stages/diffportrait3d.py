@@ -38,6 +38,7 @@ class DiffPortrait3DStage(Stage):
         self.views = views if name == "consistency" else 1
         self.batch_kind = "groups" if name == "consistency" else "pairs"
         self.noiser = Noiser(pipe.alphas_cumprod)
+        self.resolution = pipe.image_size
         freeze(pipe.vae, pipe.unet, pipe.reference_unet, pipe.controlnet, pipe.view_modules, pipe.prompt_embedding)
         self.module = {"reference": pipe.reference_unet, "view": pipe.controlnet, "consistency": pipe.view_modules}[name]
         self.module.requires_grad_(True)
