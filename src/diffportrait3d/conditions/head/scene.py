@@ -1,4 +1,4 @@
-"""The head as primitives: skull, face, nose, ears, eyes, lids, brows, lips, mouth, hair, glasses, torso.
+"""The head as primitives: skull, face, nose, ears, eyes, brows, lips, mouth, hair, glasses, torso.
 
 Coordinates: EG3D world (y up, the face looks towards +z, the subject's left is +x). The head
 sits so that the default EG3D camera frames it like an FFHQ crop: eyes a little above the image
@@ -40,8 +40,6 @@ class Scene:
     eye_centers: np.ndarray  # (2, 3)
     eye_radius: float
     ear_prims: tuple  # primitive indices of the ears (inner-ear shading uses their local frame)
-    bound_center: np.ndarray
-    bound_radius: float
 
 
 def _surface_z(groups: list[Group], xy: list[tuple]) -> np.ndarray:
@@ -76,7 +74,7 @@ def build_scene(identity: Identity, expression: Expression | None = None) -> Sce
     eyes, openings, brows, eye_centers = _eyes(idt, ex, z_eye, z_brow)
     torso = Prim((0, -0.5, -0.05), (0.38 + 0.6 * (idt.head_width - 0.17), 0.18, 0.18), "clothes")
     groups = [Group(skin + nose, k=SKIN_K, carvers=[cavity] + openings),
-              Group(lips, k=0.008, carvers=[cavity]),
+              Group(lips, k=0.0, carvers=[cavity]),
               Group(_hair(idt), k=0.022),
               Group(eyes + brows + teeth + [torso] + _glasses(idt, eye_centers, idt.eye_size), k=0.0)]
     for p in {id(p): p for g in groups for p in g.prims + g.carvers}.values():  # shared carvers once
@@ -87,7 +85,7 @@ def build_scene(identity: Identity, expression: Expression | None = None) -> Sce
     S = HEAD_SCALE
     marks = Landmarks(nose_tip=S * (tip + np.array([0, 0, idt.nose_width * 0.3])),
                       eyes=S * (eye_centers + [0, 0, idt.eye_size]), mouth=S * np.array([0, mouth_y, z_mouth]))
-    return Scene(field, idt, ex, marks, gaze, S * eye_centers, S * idt.eye_size, ear_idx, np.array([0.0, -0.12, -0.02]), 0.6)
+    return Scene(field, idt, ex, marks, gaze, S * eye_centers, S * idt.eye_size, ear_idx)
 
 
 def _chin_y(idt: Identity, ex: Expression) -> float:
@@ -191,7 +189,7 @@ def _hair(idt: Identity) -> list[Prim]:
                              clips=[_half((0, -1, 0), 0.37)]))
         hair.append(Prim((0, -0.12, -0.11), (hw + v * 0.5, 0.26, 0.12), "hair", clips=[_half((0, -1, 0), 0.37)]))
     if st == "bun":
-        hair.append(Prim((0, 0.2, -0.24), (0.065, 0.06, 0.06), "hair"))
+        hair.append(Prim((0, 0.24, -0.17), (0.065, 0.06, 0.06), "hair"))
     if idt.parting and st in ("short", "long", "bob"):
         # a side parting: a little extra volume on one side of the crown breaks the symmetry
         hair.append(Prim((-np.sign(idt.parting) * hw * 0.5, 0.2, 0.02), (hw * 0.55, 0.06, 0.12), "hair",
