@@ -12,6 +12,7 @@ from ..errors import UserError
 COMMANDS = {
     "init": "init_model",
     "render": "render",
+    "synth": "synth",
 }
 
 

@@ -48,8 +48,10 @@ def _surface_z(groups: list[Group], xy: list[tuple]) -> np.ndarray:
     p = torch.tensor([[x, y, 0.6] for x, y in xy], dtype=torch.float32)
     t = torch.zeros(len(xy))
     for _ in range(80):
-        d = f.distance(p + torch.tensor([0, 0, -1.0]) * t[:, None])
-        t = t + 0.9 * d.clamp_min(0)
+        d = f.distance(p + torch.tensor([0, 0, -1.0]) * t[:, None]).clamp_min(0)
+        t = t + 0.9 * d
+        if float(d.max()) < 1e-5:
+            break
     return (0.6 - t).numpy().astype(float)
 
 
