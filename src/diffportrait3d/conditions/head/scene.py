@@ -127,8 +127,9 @@ def _nose(idt: Identity, z_root: float, z_below: float) -> tuple[list[Prim], np.
 
 def _mouth(idt: Identity, ex: Expression, mouth_y: float, z_mouth: float):
     """Lips bent by the smile, the carved opening between them, and teeth behind."""
-    lt, mw, op = idt.lip_thickness, idt.mouth_width, ex.mouth_open
-    bend = 9.0 * ex.smile
+    lt, op = idt.lip_thickness, ex.mouth_open
+    mw = idt.mouth_width * (1 + 0.15 * max(ex.smile, 0))  # a smile widens the mouth ...
+    bend = 14.0 * ex.smile  # ... and lifts its corners
     gap = 0.002 + 0.028 * op
     lips = [Prim((0, mouth_y + gap / 2 + lt * 0.5, z_mouth - lt * 0.6), (mw, lt * 0.75, lt * 1.2), "lips", bend=bend),
             Prim((0, mouth_y - gap / 2 - lt * 0.55, z_mouth - lt * 0.7 - 0.006 * op), (mw * 0.85, lt * 0.85, lt * 1.25),
@@ -144,9 +145,10 @@ def _eyes(idt: Identity, ex: Expression, z_eye: float, z_brow: float):
     er, eye_y = idt.eye_size, idt.eye_height
     centers = np.array([(s * idt.eye_spacing, eye_y, z_eye - er * 1.05) for s in (-1, 1)])
     eyes = [Prim(tuple(c), (er, er, er), "eye") for c in centers]
-    height = er * (0.6 * (1 - ex.eyes_closed) + 0.04)
+    height = er * 0.6 * (1 - ex.eyes_closed)
+    # nearly closed: no opening at all (a slit thinner than a pixel only makes speckles)
     openings = [Prim((c[0], eye_y + 0.1 * er, z_eye + 0.15 * er), (er * 1.15, height, er * 0.9), "skin",
-                     rot=rotation(y=np.sign(c[0]) * 0.35), bend=-2.0) for c in centers]
+                     rot=rotation(y=np.sign(c[0]) * 0.35), bend=-2.0) for c in centers] if height > 0.06 * er else []
     brows = []
     for s, c in zip((-1, 1), centers):
         lift, tilt = 0.012 * ex.brows, idt.brow_tilt - 0.25 * ex.brows
