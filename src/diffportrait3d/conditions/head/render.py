@@ -45,7 +45,7 @@ def render_scene(scene: Scene, label, res: int = 64, light: tuple | None = None,
     """Render a built scene; `light` = (azimuth, elevation) radians overrides the identity's light.
 
     ssaa: samples per pixel edge on silhouettes and part boundaries (adaptive antialiasing: only
-    pixels whose 3x3 neighbourhood changes part or depth are resampled). Default 2 below 160 px,
+    pixels whose part or depth differs from a 4-neighbour's are resampled). Default 2 below 160 px,
     where jagged edges are a large share of the image, and 1 (off) above.
     """
     if not 8 <= res <= 2048:
@@ -57,7 +57,7 @@ def render_scene(scene: Scene, label, res: int = 64, light: tuple | None = None,
     d = torch.tensor(dirs.reshape(-1, 3), dtype=torch.float32)
     u = (torch.arange(res, dtype=torch.float32) + 0.5) / res
     vv, uu = [g.reshape(-1) for g in torch.meshgrid(u, u, indexing="ij")]
-    t0, t1 = _interval(scene, o, d)
+    t0, t1 = scene.field.ray_bounds(o, d)
     rgb, part, t = _render_rays(scene, o, d, t0, t1, 0.35 / (focal * res), uu, vv, light)
     mask = torch.isfinite(t).float()
     if ss > 1:
@@ -98,7 +98,7 @@ def _antialias(scene, label, res, ss, rgb, part, t, focal, light):
     fj = (j[:, None] * ss + b.reshape(1, -1)).flatten()
     d = torch.tensor(dirs, dtype=torch.float32)[fi, fj]
     o = torch.tensor(origin, dtype=torch.float32)
-    t0, t1 = _interval(scene, o, d)
+    t0, t1 = scene.field.ray_bounds(o, d)
     # search each sub-ray only around the depths hit near its pixel (edges always have a hit):
     # a sub-ray that passes the farthest neighbouring hit sees what its missing neighbours saw
     near = -F.max_pool2d(-t.view(1, 1, res, res), 3, 1, 1).flatten()[idx].repeat_interleave(ss * ss)
@@ -140,10 +140,5 @@ def trace(scene: Scene, o, d, t0, t1, eps: float, steps: int = 64, relax: float 
         live = ~hit & (t < end)
         idx, t, dd, end = idx[live], t[live], dd[live], end[live]
     return out
-
-
-def _interval(scene: Scene, o, d):
-    """Entry and exit distances of each ray through the primitives' bounds (t0 >= t1: a miss)."""
-    return scene.field.ray_bounds(o, d)
 
 

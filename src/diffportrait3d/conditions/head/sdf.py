@@ -36,7 +36,7 @@ class Prim:
 @dataclass
 class Group:
     prims: list
-    k: float = 0.0  # smooth-union radius; 0 = hard union
+    k: float = 0.0  # smooth-union radius in world units; 0 = hard union
     carvers: list = field(default_factory=list)  # removed from the group; their part colours the cut
 
 
@@ -100,8 +100,9 @@ class Field:
         self.P = P
         self._bounds(rot, center, radii)
 
-    def _bounds(self, rot, center, radii, margin: float = 0.02):
+    def _bounds(self, rot, center, radii):
         """Ellipsoids that contain each solid primitive (not carvers), grown by the smooth-union bulge."""
+        margin = 1.5 * max(k for *_, k in self.groups) / 4 + 0.004  # _blend sinks at most 1.5 k/4
         solid = np.zeros(self.P, bool)
         for s, e, _, _ in self.groups:
             solid[s:e] = True
