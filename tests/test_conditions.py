@@ -84,6 +84,7 @@ def test_bad_sources(tmp_path):
 
 
 def test_crop_finds_and_centres_a_real_face():
+    pytest.importorskip("cv2")
     skimage_data = pytest.importorskip("skimage.data")
     photo = Image.fromarray(skimage_data.astronaut())  # a real portrait shipped inside the scikit-image wheel
     x, y, w, h = detect_face(photo)
@@ -98,6 +99,7 @@ def test_crop_finds_and_centres_a_real_face():
 
 
 def test_crop_constants_match_the_renderer():
+    pytest.importorskip("cv2")
     widths, centres = [], []
     for seed in range(6):
         face = detect_face(render_head(seed, camera_label(0, 0), 160).pil())
@@ -111,6 +113,7 @@ def test_crop_constants_match_the_renderer():
 
 
 def test_crop_without_a_face():
+    pytest.importorskip("cv2")
     with pytest.raises(UserError, match="no face found in blank.png; pass --crop none"):
         crop_face(Image.new("RGB", (200, 200), (128, 128, 128)), "auto", name="blank.png")
     with pytest.raises(UserError):
@@ -118,7 +121,14 @@ def test_crop_without_a_face():
 
 
 def test_crop_pads_beyond_the_border():
+    pytest.importorskip("cv2")
     skimage_data = pytest.importorskip("skimage.data")
     photo = np.asarray(skimage_data.astronaut())[40:260, 120:340]  # the face near the top edge
     crop = crop_face(Image.fromarray(photo), "auto")
     assert crop.size[0] > 0 and crop.size[0] == crop.size[1]
+
+
+def test_crop_without_opencv_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "cv2", None)  # makes `import cv2` fail
+    with pytest.raises(UserError, match=r"pip install 'diffportrait3d\[metrics\]'"):
+        crop_face(Image.new("RGB", (64, 64)), "auto")

@@ -11,6 +11,7 @@ from PIL import Image
 
 from diffportrait3d.cli import synth as synth_cli
 from diffportrait3d.conditions.cameras import camera_label, label_to_angles
+from diffportrait3d.conditions.head import Expression, Identity, render_head
 from diffportrait3d.data.eg3d_dataset import PairDataset, ViewGroupDataset
 from diffportrait3d.data.eg3d_index import EG3DIndex, default_group
 from diffportrait3d.data.synth import SynthConfig, synth
@@ -42,6 +43,16 @@ def test_synth_layout(synth_dir):
     assert len(seeds) == 3
     assert subjects["subject0000"]["frames"][0]["expression"]["mouth_open"] == 0  # frame 0 is neutral
     assert not list(synth_dir.glob(".*part*"))
+
+
+def test_subjects_json_re_renders_the_images(synth_dir):
+    plan = json.loads((synth_dir / "subjects.json").read_text())["subject0002"]
+    frame = plan["frames"][1]
+    identity = Identity.from_dict(plan["identity"])
+    assert identity == Identity.sample(plan["identity_seed"])
+    yaw, pitch = frame["cameras"][2]
+    r = render_head(identity, camera_label(yaw, pitch), 32, Expression(**frame["expression"]), light=tuple(frame["light"]))
+    assert np.array_equal(r.image, np.asarray(Image.open(synth_dir / "subject0002/frame01/cam02.png")))
 
 
 def test_synth_resumes_and_checks_settings(synth_dir, tmp_path):
