@@ -87,7 +87,7 @@ def _albedo(scene: Scene, p, part, prim) -> torch.Tensor:
     hr = part == PART["hair"]
     if hr.any():
         q = p[hr]
-        phase = 400 * (q[:, 0] - idt.parting) + 30 * torch.sin(25 * q[:, 1]) + 40 * q[:, 2]
+        phase = 400 * (q[:, 0] - idt.parting).abs() + 30 * torch.sin(25 * q[:, 1]) + 40 * q[:, 2]
         col[hr] = col[hr] * (0.94 + 0.06 * torch.sin(phase))[:, None]
     return col
 
