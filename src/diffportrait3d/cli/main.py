@@ -15,6 +15,7 @@ COMMANDS = {
     "convert-official": "convert_official",
     "train": "train",
     "fetch-weights": "fetch_weights",
+    "synth": "synth",
 }
 
 
