@@ -13,6 +13,7 @@ COMMANDS = {
     "init": "init_model",
     "render": "render",
     "convert-official": "convert_official",
+    "fetch-weights": "fetch_weights",
 }
 
 
