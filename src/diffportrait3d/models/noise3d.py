@@ -62,7 +62,7 @@ class NoiseModel3D(ModelMixin, ConfigMixin):
     config_name = "config.json"
 
     @register_to_config
-    def __init__(self, image_size: int = 64, base_channels: int = 32, downsample: int = 2, volume_channels: int = 16,
+    def __init__(self, image_size: int = 64, base_channels: int = 16, downsample: int = 2, volume_channels: int = 16,
                  volume_depth: int = 16, conv3d_layers: int = 2, render_samples: int = 16, near: float = 2.25,
                  far: float = 3.3, reference_skip: bool = True, training_loss: str | None = None):
         super().__init__()
