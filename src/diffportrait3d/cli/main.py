@@ -14,6 +14,7 @@ COMMANDS = {
     "render": "render",
     "convert-official": "convert_official",
     "fetch-weights": "fetch_weights",
+    "synth": "synth",
 }
 
 

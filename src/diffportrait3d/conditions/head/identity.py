@@ -112,6 +112,11 @@ class Identity:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Identity":
+        """Inverse of to_dict, also after a JSON round trip (lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
 
 def _lerp_palette(palette: np.ndarray, x: float) -> np.ndarray:
     i = int(np.clip(np.floor(x), 0, len(palette) - 2))

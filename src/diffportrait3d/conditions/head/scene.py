@@ -1,4 +1,4 @@
-"""The head as primitives: skull, face, nose, ears, eyes, lids, brows, lips, mouth, hair, glasses, torso.
+"""The head as primitives: skull, face, nose, ears, eyes, brows, lips, mouth, hair, glasses, torso.
 
 Coordinates: EG3D world (y up, the face looks towards +z, the subject's left is +x). The head
 sits so that the default EG3D camera frames it like an FFHQ crop: eyes a little above the image
@@ -40,8 +40,6 @@ class Scene:
     eye_centers: np.ndarray  # (2, 3)
     eye_radius: float
     ear_prims: tuple  # primitive indices of the ears (inner-ear shading uses their local frame)
-    bound_center: np.ndarray
-    bound_radius: float
 
 
 def _surface_z(groups: list[Group], xy: list[tuple]) -> np.ndarray:
@@ -50,8 +48,10 @@ def _surface_z(groups: list[Group], xy: list[tuple]) -> np.ndarray:
     p = torch.tensor([[x, y, 0.6] for x, y in xy], dtype=torch.float32)
     t = torch.zeros(len(xy))
     for _ in range(80):
-        d = f.distance(p + torch.tensor([0, 0, -1.0]) * t[:, None])
-        t = t + 0.9 * d.clamp_min(0)
+        d = f.distance(p + torch.tensor([0, 0, -1.0]) * t[:, None]).clamp_min(0)
+        t = t + 0.9 * d
+        if float(d.max()) < 1e-5:
+            break
     return (0.6 - t).numpy().astype(float)
 
 
@@ -76,7 +76,7 @@ def build_scene(identity: Identity, expression: Expression | None = None) -> Sce
     eyes, openings, brows, eye_centers = _eyes(idt, ex, z_eye, z_brow)
     torso = Prim((0, -0.5, -0.05), (0.38 + 0.6 * (idt.head_width - 0.17), 0.18, 0.18), "clothes")
     groups = [Group(skin + nose, k=SKIN_K, carvers=[cavity] + openings),
-              Group(lips, k=0.008, carvers=[cavity]),
+              Group(lips, k=0.0, carvers=[cavity]),
               Group(_hair(idt), k=0.022),
               Group(eyes + brows + teeth + [torso] + _glasses(idt, eye_centers, idt.eye_size), k=0.0)]
     for p in {id(p): p for g in groups for p in g.prims + g.carvers}.values():  # shared carvers once
@@ -87,7 +87,7 @@ def build_scene(identity: Identity, expression: Expression | None = None) -> Sce
     S = HEAD_SCALE
     marks = Landmarks(nose_tip=S * (tip + np.array([0, 0, idt.nose_width * 0.3])),
                       eyes=S * (eye_centers + [0, 0, idt.eye_size]), mouth=S * np.array([0, mouth_y, z_mouth]))
-    return Scene(field, idt, ex, marks, gaze, S * eye_centers, S * idt.eye_size, ear_idx, np.array([0.0, -0.12, -0.02]), 0.6)
+    return Scene(field, idt, ex, marks, gaze, S * eye_centers, S * idt.eye_size, ear_idx)
 
 
 def _chin_y(idt: Identity, ex: Expression) -> float:
@@ -127,8 +127,9 @@ def _nose(idt: Identity, z_root: float, z_below: float) -> tuple[list[Prim], np.
 
 def _mouth(idt: Identity, ex: Expression, mouth_y: float, z_mouth: float):
     """Lips bent by the smile, the carved opening between them, and teeth behind."""
-    lt, mw, op = idt.lip_thickness, idt.mouth_width, ex.mouth_open
-    bend = 9.0 * ex.smile
+    lt, op = idt.lip_thickness, ex.mouth_open
+    mw = idt.mouth_width * (1 + 0.15 * max(ex.smile, 0))  # a smile widens the mouth ...
+    bend = 14.0 * ex.smile  # ... and lifts its corners
     gap = 0.002 + 0.028 * op
     lips = [Prim((0, mouth_y + gap / 2 + lt * 0.5, z_mouth - lt * 0.6), (mw, lt * 0.75, lt * 1.2), "lips", bend=bend),
             Prim((0, mouth_y - gap / 2 - lt * 0.55, z_mouth - lt * 0.7 - 0.006 * op), (mw * 0.85, lt * 0.85, lt * 1.25),
@@ -144,9 +145,10 @@ def _eyes(idt: Identity, ex: Expression, z_eye: float, z_brow: float):
     er, eye_y = idt.eye_size, idt.eye_height
     centers = np.array([(s * idt.eye_spacing, eye_y, z_eye - er * 1.05) for s in (-1, 1)])
     eyes = [Prim(tuple(c), (er, er, er), "eye") for c in centers]
-    height = er * (0.6 * (1 - ex.eyes_closed) + 0.04)
+    height = er * 0.6 * (1 - ex.eyes_closed)
+    # nearly closed: no opening at all (a slit thinner than a pixel only makes speckles)
     openings = [Prim((c[0], eye_y + 0.1 * er, z_eye + 0.15 * er), (er * 1.15, height, er * 0.9), "skin",
-                     rot=rotation(y=np.sign(c[0]) * 0.35), bend=-2.0) for c in centers]
+                     rot=rotation(y=np.sign(c[0]) * 0.35), bend=-2.0) for c in centers] if height > 0.06 * er else []
     brows = []
     for s, c in zip((-1, 1), centers):
         lift, tilt = 0.012 * ex.brows, idt.brow_tilt - 0.25 * ex.brows
@@ -191,7 +193,7 @@ def _hair(idt: Identity) -> list[Prim]:
                              clips=[_half((0, -1, 0), 0.37)]))
         hair.append(Prim((0, -0.12, -0.11), (hw + v * 0.5, 0.26, 0.12), "hair", clips=[_half((0, -1, 0), 0.37)]))
     if st == "bun":
-        hair.append(Prim((0, 0.2, -0.24), (0.065, 0.06, 0.06), "hair"))
+        hair.append(Prim((0, 0.24, -0.17), (0.065, 0.06, 0.06), "hair"))
     if idt.parting and st in ("short", "long", "bob"):
         # a side parting: a little extra volume on one side of the crown breaks the symmetry
         hair.append(Prim((-np.sign(idt.parting) * hw * 0.5, 0.2, 0.02), (hw * 0.55, 0.06, 0.12), "hair",

@@ -36,7 +36,7 @@ class Prim:
 @dataclass
 class Group:
     prims: list
-    k: float = 0.0  # smooth-union radius; 0 = hard union
+    k: float = 0.0  # smooth-union radius in world units; 0 = hard union
     carvers: list = field(default_factory=list)  # removed from the group; their part colours the cut
 
 
@@ -83,8 +83,8 @@ class Field:
         # that each local axis is a contiguous (N, P) slab (reductions over xyz become 2 adds)
         self.M = torch.tensor(rot.transpose(1, 2, 0).reshape(3, 3 * P), dtype=torch.float32)  # M[k, j*P+i] = R_i[k, j]
         self.b = torch.tensor(-np.einsum("pi,pij->jp", center, rot).reshape(-1), dtype=torch.float32)
-        self.inv_r = torch.tensor(1 / radii.T, dtype=torch.float32)  # (3, P)
-        self.inv_r2 = torch.tensor(1 / radii.T**2, dtype=torch.float32)
+        self.inv_r2 = torch.tensor(1 / radii.T**2, dtype=torch.float32)  # (3, P)
+        self.inv_r4 = torch.tensor(1 / radii.T**4, dtype=torch.float32)
         self.bend = torch.tensor([p.bend for p in prims], dtype=torch.float32)
         self.has_bend = bool(self.bend.abs().max() > 0)
         # clip half-spaces for all primitives; unclipped ones get a plane far away
@@ -98,22 +98,68 @@ class Field:
         self.ring_params = [torch.tensor([prims[i].ring for i in range(s, e)], dtype=torch.float32).T for s, e in self.rings]
         self.part = torch.tensor([PART[p.part] for p in prims])
         self.P = P
+        self._bounds(rot, center, radii)
+
+    def _bounds(self, rot, center, radii):
+        """Ellipsoids that contain each solid primitive (not carvers), grown by the smooth-union bulge."""
+        margin = 1.5 * max(k for *_, k in self.groups) / 4 + 0.004  # _blend sinks at most 1.5 k/4
+        solid = np.zeros(self.P, bool)
+        for s, e, _, _ in self.groups:
+            solid[s:e] = True
+        r = radii.copy()
+        for i, p in enumerate(self.prims):
+            if p.ring is not None:  # the rim lies in a slab: the box around it, then an ellipsoid around the box
+                r[i] = np.array([r[i, 0] + p.ring[0], r[i, 1] + p.ring[0], p.ring[1]]) * np.sqrt(3)
+            if p.bend:  # bending moves the surface up to |bend| x^2 along local y
+                r[i, 1] += abs(p.bend) * r[i, 0] ** 2
+        r = r[solid] + margin
+        rot, center = rot[solid], center[solid]
+        B = len(r)
+        # like `local`: ray directions into every bound's unit-sphere frame with one matmul, (N, 3, B)
+        self.b_M = torch.tensor(rot.transpose(1, 2, 0).reshape(3, 3 * B) / r.T.reshape(1, -1), dtype=torch.float32)
+        self.b_center = torch.tensor(center, dtype=torch.float32)
+        self.b_rot = torch.tensor(rot, dtype=torch.float32)
+        self.b_inv_r = torch.tensor(1 / r, dtype=torch.float32)
+        self.B = B
+
+    def ray_bounds(self, o: torch.Tensor, d: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where rays from one origin o (3,) along d (N, 3) can meet the surface: (t_in, t_out).
+
+        Analytic ray/ellipsoid intersection with every bounding ellipsoid; t_in > t_out for rays
+        that pass all of them (background). Tracing only inside [t_in, t_out] skips empty space.
+        """
+        o_loc = (torch.einsum("bji,bj->bi", self.b_rot, o[None] - self.b_center) * self.b_inv_r).T  # (3, B)
+        c = (o_loc * o_loc).sum(0) - 1
+        ins, outs = [], []
+        for dc in d.split(chunk):
+            dl = (dc @ self.b_M).view(-1, 3, self.B)
+            a = (dl * dl).sum(1)
+            b = (dl * o_loc).sum(1)
+            disc = b * b - a * c
+            root = disc.clamp_min(0).sqrt()
+            miss = disc <= 0
+            ins.append(((-b - root) / a).masked_fill_(miss, float("inf")).amin(1))
+            outs.append(((-b + root) / a).masked_fill_(miss, -float("inf")).amax(1))
+        return torch.cat(ins).clamp_min(0), torch.cat(outs)
 
     def local(self, p: torch.Tensor) -> torch.Tensor:
         """World points (N, 3) -> every primitive's local coordinates (N, 3, P), bend applied."""
         loc = torch.addmm(self.b, p, self.M).view(-1, 3, self.P)
-        if self.has_bend:  # out of place, so autograd can differentiate through it
+        if self.has_bend and torch.is_grad_enabled():  # out of place, so autograd can differentiate
             loc = torch.stack([loc[:, 0], loc[:, 1] - self.bend * loc[:, 0].square(), loc[:, 2]], dim=1)
+        elif self.has_bend:
+            loc[:, 1] -= self.bend * loc[:, 0].square()
         return loc
 
     def prim_distances(self, p: torch.Tensor) -> torch.Tensor:
         """(N, 3) -> (N, P) distance to each primitive (before unions and carving)."""
         loc = self.local(p)
-        q = (loc * self.inv_r).square()
-        k0 = (q[:, 0] + q[:, 1] + q[:, 2]).sqrt()
-        q = (loc * self.inv_r2).square()
-        k1 = (q[:, 0] + q[:, 1] + q[:, 2]).sqrt().clamp_min(1e-6)
-        d = k0 * (k0 - 1) / k1  # iq's ellipsoid bound: exact on spheres, close near the surface
+        l2 = loc * loc
+        w, w2 = self.inv_r2, self.inv_r4
+        k0sq = torch.addcmul(torch.addcmul(l2[:, 0] * w[0], l2[:, 1], w[1]), l2[:, 2], w[2])  # |loc / r|^2
+        k1sq = torch.addcmul(torch.addcmul(l2[:, 0] * w2[0], l2[:, 1], w2[1]), l2[:, 2], w2[2])  # |loc / r^2|^2
+        # iq's ellipsoid bound k0 (k0 - 1) / k1: exact on spheres, close near the surface
+        d = (k0sq - k0sq.sqrt()) * k1sq.clamp_min(1e-12).rsqrt()
         for (s, e), prm in zip(self.rings, self.ring_params):
             # a rim: distance to the ellipse outline, thickened, cut to a slab in local z
             rim = torch.maximum(d[:, s:e].abs() - prm[0], loc[:, 2, s:e].abs() - prm[1])
@@ -142,7 +188,7 @@ class Field:
         for s, e, ce, k in self.groups:
             seg = d[:, s:e]
             g = seg.amin(1)
-            if k > 0:
+            if k > 0 and e - s > 1:
                 g = g - k / 4 * _blend(seg, g, k)
             if ce > e:
                 cut = -d[:, e:ce].amin(1)
@@ -168,8 +214,8 @@ def _blend(seg: torch.Tensor, dmin: torch.Tensor, k: float) -> torch.Tensor:
     h^2 of the other primitives and saturating keeps the bulge below 1.5 k/4 however many overlap; an
     exponential smooth-min would grow like k log(n) and swallow small features like lips.
     """
-    h = (1 - (seg - dmin[:, None]) / k).clamp_min(0)
-    s = ((h * h).sum(1) - 1).clamp_min(0)
+    hk = torch.sub((dmin + k)[:, None], seg).clamp_min_(0)  # h * k
+    s = ((hk * hk).sum(1) * (1 / k**2) - 1).clamp_min(0)
     # slope 1 up to s = 1 (then a pair blends exactly like the quadratic smin, whose kinks cancel),
     # then a C1 roll-off to 1.5 at s = 2 and flat beyond
     e = (s - 1).clamp(0, 1)

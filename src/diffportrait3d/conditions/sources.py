@@ -1,0 +1,71 @@
+"""View-condition images for `dp3d render`, from one of three sources behind one interface.
+
+- None or "render": the built-in head renderer draws a proxy identity (picked by
+  `condition_seed`) at every camera of the requested path (yaw/pitch/views/path, as in
+  trajectories); the camera labels come back too.
+- a folder of images: all of them, in sorted file-name order (labels too if the folder holds
+  an EG3D dataset.json listing them, else None).
+- a video file: `views` frames sampled evenly (labels None).
+- one image file: that image alone.
+Every image is returned as an RGB PIL image resized to size x size (no crop), like the model's input.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UserError
+from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, open_rgb, read_video_frames
+from .cameras import check_label
+from .head import Expression, Identity, build_scene, render_scene
+from .trajectories import make_trajectory
+
+
+def load_conditions(spec, views: int | None, size: int, *, yaw=None, pitch=None, path: str = "orbit",
+                    condition_seed: int = 0) -> tuple[list[Image.Image], np.ndarray | None]:
+    """Condition images (and their camera labels when known) for the requested views."""
+    if spec is None or str(spec) == "render":
+        traj = make_trajectory("-40:40" if yaw is None else yaw, "0" if pitch is None else pitch, views, path)
+        return render_conditions(traj.labels, size, condition_seed), traj.labels
+    p = Path(spec)
+    if not p.exists():
+        raise UserError(f"condition source not found: {p} (pass a folder of images, a video, or 'render')")
+    if p.is_dir():
+        files = list_images(p)  # raises a UserError when there are none
+        return [_fit(open_rgb(f), size) for f in files], _folder_labels(p, files)
+    suffix = p.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        frames = read_video_frames(p, views)  # raises a UserError when unreadable
+        if not frames:
+            raise UserError(f"no frames could be read from video {p}")
+        return [_fit(f, size) for f in frames], None
+    if suffix in IMAGE_SUFFIXES:
+        return [_fit(open_rgb(p), size)], None
+    raise UserError(f"condition source {p} is neither a folder, an image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                    f"nor a video ({', '.join(sorted(VIDEO_SUFFIXES))})")
+
+
+def render_conditions(labels, size: int, condition_seed: int = 0) -> list[Image.Image]:
+    """The proxy identity of `condition_seed`, neutral expression, rendered at each label."""
+    if size < 8:
+        raise UserError(f"condition size must be at least 8 pixels, got {size}")
+    scene = build_scene(Identity.sample(condition_seed), Expression())
+    return [render_scene(scene, check_label(label), size).pil() for label in np.atleast_2d(labels)]
+
+
+def _fit(img: Image.Image, size: int) -> Image.Image:
+    return img if img.size == (size, size) else img.resize((size, size), Image.BICUBIC)
+
+
+def _folder_labels(folder: Path, files: list[Path]) -> np.ndarray | None:
+    """Labels of the folder's images from its dataset.json, when it lists every one of them."""
+    meta = folder / "dataset.json"
+    if not meta.is_file():
+        return None
+    try:
+        table = {Path(rel).name: lab for rel, lab in json.loads(meta.read_text()).get("labels", [])}
+        return np.stack([check_label(table[f.name]) for f in files])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None

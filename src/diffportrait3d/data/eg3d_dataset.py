@@ -1,0 +1,157 @@
+"""Torch datasets over an EG3D-layout folder (see eg3d_index for the grouping rule).
+
+- `PairDataset`: one item per target view: a reference view of the same subject and frame, the
+  target, and a view-condition image of a DIFFERENT identity seen from the target camera.
+  Stages 1-2 of training (reference module, view control).
+- `ViewGroupDataset`: one item per subject/frame: V target views in random order, one shared
+  reference, and a condition per target. Stage 3 (view consistency).
+
+Condition sources: "render" draws a random identity and renders it at the target camera with the
+procedural head; "rig" takes another subject's image at the same camera (datasets captured with
+aligned rigs; falls back to "render" for a camera no other subject has); "none" omits it.
+
+Unreadable images are skipped with a warning and counted (`bad_files`), and the item is resampled
+deterministically, so an epoch never crashes halfway. Every random choice comes from
+(seed, epoch, index), so an item is reproducible; call `set_epoch` to vary them per epoch.
+Images are float tensors (3, res, res) in [-1, 1]; labels float tensors (25,).
+Note that with DataLoader workers each worker process keeps its own `bad_files`.
+"""
+
+import logging
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from ..conditions.head import Expression, Identity, render_head
+from ..errors import UserError
+from ..media import image_to_tensor
+from .eg3d_index import EG3DIndex
+
+logger = logging.getLogger(__name__)
+CONDITION_SOURCES = ("render", "rig", "none")
+MAX_TRIES = 20
+
+
+class _EG3DBase(Dataset):
+    def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0,
+                 rig_tolerance: float = 1e-3, group_fn=None):
+        if condition_source not in CONDITION_SOURCES:
+            raise UserError(f"condition_source must be one of {CONDITION_SOURCES}, got {condition_source!r}")
+        self.index = EG3DIndex(root, group_fn)
+        self.res, self.condition_source, self.seed, self.rig_tolerance = res, condition_source, seed, rig_tolerance
+        self.epoch = 0
+        self.bad: set[str] = set()
+        self.rig_fallbacks = 0
+
+    @property
+    def bad_files(self) -> int:
+        """Images skipped so far: missing at load time plus unreadable when read."""
+        return len(self.index.missing) + len(self.bad)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rng(self, i: int, attempt: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, i, attempt])
+
+    def _image(self, v: int) -> torch.Tensor | None:
+        view = self.index.views[v]
+        if view.rel in self.bad:
+            return None
+        try:
+            with Image.open(view.path) as img:
+                img.load()
+                return image_to_tensor(img.convert("RGB"), self.res)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+            self.bad.add(view.rel)
+            logger.warning("skipping unreadable image %s (%s); %d skipped so far", view.path, e.__class__.__name__, self.bad_files)
+            return None
+
+    def _condition(self, v: int, rng: np.random.Generator) -> torch.Tensor | None:
+        """A different identity at view v's camera, or None when it cannot be had (retry)."""
+        if self.condition_source == "rig":
+            others = self.index.same_camera(v, self.rig_tolerance)
+            for o in rng.permutation(others)[:MAX_TRIES]:
+                img = self._image(int(o))
+                if img is not None:
+                    return img
+            if self.rig_fallbacks == 0:
+                logger.warning("no other subject has the camera of %s: rendering its condition instead", self.index.views[v].rel)
+            self.rig_fallbacks += 1
+        seed = int(rng.integers(2**31))
+        r = render_head(Identity.sample(seed), self.index.views[v].label, self.res, expression=Expression.sample(seed))
+        return image_to_tensor(r.pil())
+
+    def _label(self, v: int) -> torch.Tensor:
+        return torch.tensor(self.index.views[v].label, dtype=torch.float32)
+
+
+class PairDataset(_EG3DBase):
+    """(reference, target, condition) of one subject/frame; see the module docstring."""
+
+    def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0, **kw):
+        super().__init__(root, res, condition_source, seed, **kw)
+        self.targets = [v for idx in self.index.groups.values() if len(idx) >= 2 for v in idx]
+        if not self.targets:
+            raise UserError(f"{self.index.root}: no subject/frame has two or more views, so there are no training pairs")
+        self.group_of = {v: key for key, idx in self.index.groups.items() for v in idx}
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> dict:
+        for attempt in range(MAX_TRIES):
+            rng = self._rng(i, attempt)
+            t = self.targets[i] if attempt == 0 else self.targets[int(rng.integers(len(self.targets)))]
+            group = self.index.groups[self.group_of[t]]
+            r = int(rng.choice([v for v in group if v != t]))
+            target, reference = self._image(t), self._image(r)
+            if target is None or reference is None:
+                continue
+            item = {"reference": reference, "target": target, "reference_label": self._label(r),
+                    "target_label": self._label(t), "subject": self.index.views[t].subject, "frame": self.index.views[t].frame}
+            if self.condition_source != "none":
+                item["condition"] = self._condition(t, rng)
+            return item
+        raise RuntimeError(f"{MAX_TRIES} draws in a row hit unreadable images ({self.bad_files} bad so far); check the dataset")
+
+
+class ViewGroupDataset(_EG3DBase):
+    """V views of one subject/frame in random order with one shared reference."""
+
+    def __init__(self, root, views: int = 8, res: int = 64, condition_source: str = "render", seed: int = 0, **kw):
+        super().__init__(root, res, condition_source, seed, **kw)
+        if views < 1:
+            raise UserError(f"views must be at least 1, got {views}")
+        self.views = views
+        self.keys = [k for k, idx in self.index.groups.items() if len(idx) >= views]
+        if not self.keys:
+            raise UserError(f"{self.index.root}: no subject/frame has {views} views (largest has "
+                            f"{max(len(i) for i in self.index.groups.values())}); lower the group size")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> dict:
+        for attempt in range(MAX_TRIES):
+            rng = self._rng(i, attempt)
+            key = self.keys[i] if attempt == 0 else self.keys[int(rng.integers(len(self.keys)))]
+            group = [v for v in self.index.groups[key] if self.index.views[v].rel not in self.bad]
+            if len(group) < self.views:
+                continue
+            order = rng.permutation(group)  # random order: the view modules must not learn a motion
+            targets = [int(v) for v in order[: self.views]]
+            rest = order[self.views:]
+            ref = int(rest[0]) if len(rest) else int(rng.choice(group))  # prefer a view that is not a target
+            images = [self._image(v) for v in targets + [ref]]
+            if any(x is None for x in images):
+                continue
+            item = {"reference": images[-1], "targets": torch.stack(images[:-1]),
+                    "reference_label": self._label(ref), "target_labels": torch.stack([self._label(v) for v in targets]),
+                    "subject": key[0], "frame": key[1]}
+            if self.condition_source != "none":
+                item["conditions"] = torch.stack([self._condition(v, rng) for v in targets])
+            return item
+        raise RuntimeError(f"{MAX_TRIES} draws in a row hit unreadable images ({self.bad_files} bad so far); check the dataset")
