@@ -13,3 +13,11 @@ def add_sampling_args(p):
     p.add_argument("--eta", type=float, default=0.5, help="DDIM eta (0 = deterministic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--group", type=int, default=8, help="views denoised together by the view modules (max 32)")
+
+
+def add_camera_args(p):
+    p.add_argument("--yaw", default="-40:40", help="yaw range A:B or one value, degrees (positive: camera to the subject's left)")
+    p.add_argument("--pitch", default="0", help="pitch range A:B or one value, degrees (positive: camera above)")
+    p.add_argument("--views", type=int, default=16, help="number of views (frames sampled from a condition video)")
+    p.add_argument("--path", default="orbit", help="orbit, nod, spiral, or a JSON file of angles or 25-float EG3D labels")
+    p.add_argument("--condition-seed", type=int, default=0, dest="condition_seed", help="identity drawn by the built-in renderer")

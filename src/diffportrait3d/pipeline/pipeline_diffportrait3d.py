@@ -14,7 +14,8 @@ from diffusers.utils import BaseOutput
 from ..errors import UserError
 from ..media import images_to_tensor, tensor_to_pil
 from ..models.denoiser import Networks, guided_eps, shared_reference_bank
-from ..models.prompt_embedding import PromptEmbedding  # noqa: F401  diffusers loads only imported component modules
+from ..models.noise3d import NoiseModel3D  # noqa: F401  diffusers loads only imported component modules
+from ..models.prompt_embedding import PromptEmbedding  # noqa: F401
 from ..models.reference_attention import install_reference_processors
 from ..models.view_modules import ViewModules  # noqa: F401
 from .ddim import ddim_schedule, gaussian_noise_sampler, sample_ddim
@@ -76,6 +77,18 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         vae = self.vae
         return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].clamp(-1, 1)
 
+    @torch.no_grad()
+    def noise_proxies(self, reference: torch.Tensor, reference_label=None, condition_labels=None) -> torch.Tensor | None:
+        """Proxy images I~ from the 3D-aware noise model, or None when it or the cameras are missing."""
+        if self.noise_model is None or condition_labels is None:
+            return None
+        from ..conditions.cameras import camera_label
+
+        ref_label = torch.as_tensor(camera_label(0.0, 0.0) if reference_label is None else reference_label, dtype=torch.float32)
+        labels = torch.as_tensor(condition_labels, dtype=torch.float32).reshape(-1, 25)
+        dev = self.noise_model.device
+        return self.noise_model.proxies(reference.to(dev), ref_label.to(dev), labels.to(dev)).float().cpu()
+
     # -- sampling --------------------------------------------------------------------------
     def check_inputs(self, refs, conds, proxies, group_size, guidance_scale, eta):
         if conds.shape[0] == 0:
@@ -92,12 +105,14 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
                  eta: float = 0.5, proxy_images=None, generator: torch.Generator | None = None, output_type: str = "pil",
                  group_size: int = 8, mode: str = "fast", batch_cfg: bool = True, sample_posterior: bool = False,
                  latents: torch.Tensor | None = None, step_noise=None, control_scale: float = 1.0, callback=None,
-                 return_dict: bool = True):
+                 condition_labels=None, reference_label=None, return_dict: bool = True):
         """Render one view per condition image.
 
         reference_images: image / path / list of them / (R,3,H,W) tensor in [-1,1]; all references
             are seen by every view. condition_images: list or (N,3,H,W) tensor, one per view.
-        proxy_images: optional per-view proxy renders for the 3D-aware initial noise.
+        proxy_images: per-view proxy renders for the 3D-aware initial noise, or "auto": made by the
+            model's noise_model from the first reference, `reference_label` (its EG3D camera, default
+            frontal) and `condition_labels` (one EG3D camera per view); without either, Gaussian noise.
         latents: optional initial latent x_T (N,4,h,w); step_noise: optional (steps, N, 4, h, w)
             recorded DDIM noise (replays a run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
         """
@@ -107,6 +122,8 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         size, device, dtype = self.image_size, self._execution_device, self.unet.dtype
         refs = images_to_tensor(reference_images, size)
         conds = images_to_tensor(condition_images, size)
+        if isinstance(proxy_images, str) and proxy_images == "auto":
+            proxy_images = self.noise_proxies(refs[0], reference_label, condition_labels)
         proxies = images_to_tensor(proxy_images, size) if proxy_images is not None else None
         self.check_inputs(refs, conds, proxies, group_size, guidance_scale, eta)
         n = conds.shape[0]

@@ -1,6 +1,6 @@
 """Miniature-world stand-ins for SD1.5's VAE and UNet, trained on renders (`vae`, `base` stages).
 
-`vae`: an AutoencoderKL trained with L1 + SSIM reconstruction and a small KL term.
+`vae`: an AutoencoderKL trained with L1 + SSIM (weight-free) reconstruction and a small KL term.
 `base`: an unconditional UNet2DConditionModel (the same class as SD1.5's) trained with epsilon-MSE
 on VAE latents; its text condition is one fixed embedding, stored as the model's empty prompt.
 Their output is a base folder (vae/, unet/, prompt_embedding/) that `dp3d init --base` accepts.
@@ -10,19 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from ...media import tensor_to_pil
+from ..noise3d import SSIMLoss
 from ..noising import Noiser
 from .base import Stage, freeze
-
-
-def ssim_loss(x, y, window: int = 7):
-    """1 - mean SSIM with a uniform window, on images in [-1, 1] (a weight-free structural loss)."""
-    x, y = (x + 1) / 2, (y + 1) / 2
-    pool = lambda t: F.avg_pool2d(t, window, 1, window // 2, count_include_pad=False)  # noqa: E731
-    mx, my = pool(x), pool(y)
-    vx, vy, cxy = pool(x * x) - mx**2, pool(y * y) - my**2, pool(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return 1 - s.mean()
 
 
 class VAEStage(Stage):
@@ -31,6 +21,7 @@ class VAEStage(Stage):
     def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2):
         self.vae, self.kl_weight, self.ssim_weight = vae, kl_weight, ssim_weight
         self.resolution = vae.config.sample_size
+        self.ssim = SSIMLoss()
         vae.train().requires_grad_(True)
 
     def trainable(self):
@@ -42,7 +33,7 @@ class VAEStage(Stage):
         z = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=generator).to(x)
         rec = self.vae.decode(z).sample
         l1 = (rec - x).abs().mean()
-        ss = ssim_loss(rec.float(), x.float())
+        ss = self.ssim(rec.float(), x.float())
         kl = dist.kl().mean() / z[0].numel()
         loss = l1 + self.ssim_weight * ss + self.kl_weight * kl
         return loss, {"l1": l1.item(), "ssim_loss": ss.item(), "kl": kl.item()}
