@@ -27,7 +27,10 @@ def view_modules_for(unet: UNet2DConditionModel) -> ViewModules:
 def components_from_backbone(unet, vae, prompt_embeds: torch.Tensor, scheduler=None) -> dict:
     """Everything a DiffPortrait3DPipeline needs, derived from a backbone UNet and a VAE."""
     reference_unet = copy.deepcopy(unet)
-    controlnet = ControlNetModel.from_unet(unet, conditioning_channels=3)
+    # the hint encoder halves the condition image once per step until latent size (SD1.5: /8, 3 steps)
+    steps = len(vae.config.block_out_channels) - 1
+    hint_channels = (16, 32, 96, 256, 256, 256)[: steps + 1]
+    controlnet = ControlNetModel.from_unet(unet, conditioning_channels=3, conditioning_embedding_out_channels=hint_channels)
     return dict(vae=vae, unet=unet, reference_unet=reference_unet, controlnet=controlnet,
                 view_modules=view_modules_for(unet), prompt_embedding=PromptEmbedding.from_tensor(prompt_embeds),
                 scheduler=scheduler or DDIMScheduler(**SCHEDULER))
