@@ -10,12 +10,14 @@ from ..errors import UserError
 # subcommand name -> module under diffportrait3d.cli; each module is imported lazily so that
 # `dp3d --help` stays fast and a missing optional dependency only breaks its own command.
 COMMANDS = {
+    "demo": "demo",
     "init": "init_model",
     "render": "render",
     "convert-official": "convert_official",
     "train": "train",
     "fetch-weights": "fetch_weights",
     "synth": "synth",
+    "evaluate": "evaluate",
 }
 
 

@@ -36,10 +36,18 @@ def check_model_folder(path: Path) -> None:
         raise UserError(f"model folder {path} lacks {', '.join(missing)}; re-create it with `dp3d init` or `dp3d convert-official`")
 
 
+SHIPPED = {"mini": Path(__file__).resolve().parent.parent / "weights" / "mini"}
+
+
 def load_pipeline(model: str, device: str = "auto", dtype: str = "fp32"):
-    """`model`: a model folder or a hub id."""
+    """`model`: a model folder, a hub id, or the name of a shipped model ("mini")."""
     from .pipeline_diffportrait3d import DiffPortrait3DPipeline
 
+    if model in SHIPPED:
+        if not (SHIPPED[model] / "model_index.json").is_file():
+            raise UserError(f"the {model} model is not in this installation ({SHIPPED[model]}); "
+                            "train it with scripts/train_miniature.sh or pass --model DIR")
+        model = str(SHIPPED[model])
     if dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     dev = resolve_device(device)
