@@ -5,30 +5,11 @@ from torch.utils.data import Dataset
 from ..data.eg3d_dataset import PairDataset, ViewGroupDataset
 
 
-class ImageDataset(Dataset):
-    """Single images (the vae and base stages): every view once per epoch."""
+class Mapped(Dataset):
+    """`inner` with `fn` applied to each item; keeps set_epoch for the resumable batch order."""
 
-    def __init__(self, pairs: PairDataset):
-        self.pairs = pairs
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def set_epoch(self, epoch):
-        self.pairs.set_epoch(epoch)
-
-    def __getitem__(self, i):
-        return {"image": self.pairs[i]["target"]}
-
-
-def _strip(item: dict) -> dict:
-    # subject/frame strings would not collate into tensors; the stages do not need them
-    return {k: v for k, v in item.items() if k not in ("subject", "frame")}
-
-
-class _Tensors(Dataset):
-    def __init__(self, inner):
-        self.inner = inner
+    def __init__(self, inner, fn):
+        self.inner, self.fn = inner, fn
 
     def __len__(self):
         return len(self.inner)
@@ -37,16 +18,21 @@ class _Tensors(Dataset):
         self.inner.set_epoch(epoch)
 
     def __getitem__(self, i):
-        return _strip(self.inner[i])
+        return self.fn(self.inner[i])
+
+
+def tensors_only(item: dict) -> dict:
+    # subject/frame strings would not collate into tensors; the stages do not need them
+    return {k: v for k, v in item.items() if k not in ("subject", "frame")}
 
 
 def build_dataset(cfg, stage) -> Dataset:
     res = cfg.resolution or stage.resolution
     kind = stage.batch_kind
-    if kind == "images":
-        return ImageDataset(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed))
-    if kind == "camera_pairs":
-        return _Tensors(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed))
-    if kind == "groups":
-        return _Tensors(ViewGroupDataset(cfg.data, views=cfg.views, res=res, condition_source=cfg.condition_source, seed=cfg.seed))
-    return _Tensors(PairDataset(cfg.data, res=res, condition_source=cfg.condition_source, seed=cfg.seed))
+    if kind == "images":  # vae, base: every view once per epoch
+        return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed), lambda it: {"image": it["target"]})
+    if kind == "camera_pairs":  # noise3d
+        return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed), tensors_only)
+    if kind == "groups":  # consistency
+        return Mapped(ViewGroupDataset(cfg.data, views=cfg.views, res=res, condition_source=cfg.condition_source, seed=cfg.seed), tensors_only)
+    return Mapped(PairDataset(cfg.data, res=res, condition_source=cfg.condition_source, seed=cfg.seed), tensors_only)
