@@ -1,4 +1,5 @@
-"""Component configs: the `tiny` preset (random weights, for tests and development).
+"""Component configs: the `tiny` preset (random weights, for tests and development) and the
+`mini` preset (the miniature world's trained model, see scripts/train_miniature.sh).
 
 The tiny UNet mirrors SD1.5's shape at small width: attention at the first two levels, none at
 the deepest, 2 layers per block, 4 heads (diffusers' `attention_head_dim` counts HEADS for

@@ -35,4 +35,6 @@ def build_dataset(cfg, stage) -> Dataset:
         return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed), tensors_only)
     if kind == "groups":  # consistency
         return Mapped(ViewGroupDataset(cfg.data, views=cfg.views, res=res, condition_source=cfg.condition_source, seed=cfg.seed), tensors_only)
-    return Mapped(PairDataset(cfg.data, res=res, condition_source=cfg.condition_source, seed=cfg.seed), tensors_only)
+    # stage 1 has no view control: rendering condition images for it would be wasted time
+    source = "none" if stage.name == "reference" else cfg.condition_source
+    return Mapped(PairDataset(cfg.data, res=res, condition_source=source, seed=cfg.seed), tensors_only)
