@@ -23,7 +23,7 @@ from .conditions.sources import render_conditions
 from .data.eg3d_index import EG3DIndex
 from .data.synth_subjects import SynthSubjects, frame_number
 from .errors import UserError
-from .media import image_to_tensor, tensor_to_pil
+from .media import image_to_tensor
 from .metrics.report import Report, Row, write_report
 from .metrics.suite import PAPER_METRICS, compute_metrics
 

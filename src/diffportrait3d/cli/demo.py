@@ -23,9 +23,7 @@ def add_parser(sub, name):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     add_camera_args(p)
-    p.set_defaults(func=run, views=16)
-    p.set_defaults(condition_seed=DEMO_CONDITION)
-    return p
+    p.set_defaults(func=run, condition_seed=DEMO_CONDITION)
 
 
 def run(args):
@@ -63,5 +61,5 @@ def run(args):
     rows = [[reference] + [reference.copy() for _ in views[1:]], conds, views] + ([truth] if truth else [])
     with atomic_path(out / "contact_sheet.png") as tmp:
         grid(rows).save(tmp, format="PNG")
-    print(f"rows of contact_sheet.png: reference | condition (cameras) | generated" + (" | ground truth" if truth else ""))
+    print("rows of contact_sheet.png: reference | condition (cameras) | generated" + (" | ground truth" if truth else ""))
     print(f"wrote {out / 'turntable.mp4'}, {out / 'turntable.gif'}, {out / 'contact_sheet.png'} in {time.perf_counter() - t0:.1f} s")
