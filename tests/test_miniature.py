@@ -122,3 +122,15 @@ def test_consistency_view_modules_and_3d_noise(pipe):
         ratios[name] = float(np.mean(r))
     print("view-to-view change / ground truth's: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
     assert ratios["modules on"] < ratios["modules off"]
+
+
+def test_demo_writes_turntable_and_contact_sheet(tmp_path, capsys):
+    from PIL import Image
+
+    from diffportrait3d.cli.main import main
+
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--steps", "2", "--views", "4", "--model", str(MODEL)]) == 0
+    names = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    assert names == ["contact_sheet.png", "turntable.gif", "turntable.mp4"]
+    sheet = Image.open(tmp_path / "demo" / "contact_sheet.png")
+    assert sheet.size[1] > 4 * 64 and sheet.size[0] > 4 * 64  # 4 rows (reference, conditions, views, truth) x 4 views
