@@ -84,9 +84,8 @@ def sample_ddim(eps_fn: Callable, x: torch.Tensor, schedule: DDIMSchedule, noise
 
 
 def gaussian_noise_sampler(shape, generator: torch.Generator | list | None, device, dtype) -> Callable:
-    """Seeded per-step noise; a list of generators gives each view its own stream."""
-    def sample(_k):
-        if isinstance(generator, list):
-            return torch.stack([torch.randn(shape[1:], generator=g, device=device, dtype=dtype) for g in generator])
-        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    return sample
+    """Seeded per-step noise (diffusers' randn_tensor: a CPU generator also serves a GPU run; a list
+    of generators gives each view its own stream)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    return lambda _k: randn_tensor(tuple(shape), generator=generator, device=torch.device(device), dtype=dtype)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import UserError
 from ..media import images_to_tensor, tensor_to_pil
@@ -137,7 +138,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         h = size // self.vae_scale_factor
         shape = (n, self.unet.config.in_channels, h, h)
         if latents is None:
-            latents = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)  # CPU generators work on GPU too
             if proxies is not None:
                 proxy_latents = self.encode(proxies.to(device), generator, sample_posterior).to(dtype)
                 latents = q_sample(proxy_latents, latents, self.alphas_cumprod.to(device), NOISE3D_T)
