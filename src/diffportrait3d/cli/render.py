@@ -25,7 +25,7 @@ def add_parser(sub, name):
     p.set_defaults(func=run)
 
 
-def write_views(out: str, views, references, conditions, fps: int = 8, extra_rows=()) -> Path:
+def write_views(out: str, views, references, conditions, fps: int = 8) -> Path:
     """Video for .mp4/.gif, else a folder of numbered PNGs plus contact_sheet.png; atomic either way."""
     from ..atomic import atomic_path
     from ..media import VIDEO_SUFFIXES, grid, save_video
@@ -40,7 +40,7 @@ def write_views(out: str, views, references, conditions, fps: int = 8, extra_row
         tmp.mkdir()
         for i, im in enumerate(views):
             im.save(tmp / f"view_{i:03d}.png")
-        rows = [[r.resize(size) for r in references], [c.resize(size) for c in conditions], views, *extra_rows]
+        rows = [[r.resize(size) for r in references], [c.resize(size) for c in conditions], views]
         grid(rows).save(tmp / "contact_sheet.png")
     return out
 

@@ -2,14 +2,13 @@
 
 import logging
 
-import torch
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from ..pipeline.loading import DTYPES
 from .official import build_components, load_checkpoint
 
 logger = logging.getLogger(__name__)
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _prompt_embeds(text_encoder_sd, base):
