@@ -23,6 +23,7 @@ def add_parser(sub, name):
 def run(args):
     from ..training.config import load_config, parse_override
     from ..training.datasets import build_dataset
+    from ..training.latent_cache import attach_latent_cache
     from ..training.loop import train
     from ..training.stages import build_stage
 
@@ -33,5 +34,6 @@ def run(args):
     dataset = build_dataset(cfg, stage)
     if len(dataset) == 0:
         raise UserError(f"no usable training samples in {cfg.data}")
+    attach_latent_cache(cfg, stage, dataset)
     result = train(cfg, stage, dataset, resume=args.resume)
     print(f"trained {cfg.stage} to step {result['step']} (final loss {result['final_loss']:.4f}); model folder {cfg.output}/model")

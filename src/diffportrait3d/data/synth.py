@@ -5,6 +5,9 @@ OUT/
   subjects.json   per subject: identity seed and parameters; per frame: expression and light
   synth.json      the settings, so a re-run can check it is resuming the same dataset
   subject0000/frame00/cam00.png ...
+  conditions/subject0000/frame00/cam00_0.png ...   (with --conditions K: K view-condition images per
+                  view, a different random identity and expression at the same camera, so training
+                  reads them instead of rendering them at every step; the "folder" condition source)
 
 Resumable: each subject is rendered into a temporary folder and renamed into place when done,
 so a finished subject folder is complete; re-running skips those. dataset.json and
@@ -42,6 +45,7 @@ class SynthConfig:
     yaw_range: float = 60.0  # most cameras within +-yaw_range ...
     yaw_wide: float = 0.15  # ... and this share out to +-90 (profiles)
     pitch_std: float = 8.0  # pitch ~ N(0, pitch_std) clipped to +-20
+    conditions: int = 0  # cross-identity condition renders per view, under conditions/ (0: none)
     workers: int = 1
 
 
@@ -69,11 +73,27 @@ def subject_plan(cfg: SynthConfig, i: int) -> dict:
     return {"name": f"subject{i:04d}", "identity_seed": identity_seed, "frames": frames}
 
 
+def render_conditions(cfg: SynthConfig, out: Path, plan: dict, i: int) -> None:
+    """out/conditions/subjectXXXX: cfg.conditions other identities at each of the subject's cameras."""
+    with atomic_path(out / "conditions" / plan["name"], suffix="") as tmp:
+        for f, frame in enumerate(plan["frames"]):
+            (tmp / f"frame{f:02d}").mkdir(parents=True)
+            for c, (yaw, pitch) in enumerate(frame["cameras"]):
+                label = camera_label(yaw, pitch, RADIUS)
+                for k in range(cfg.conditions):
+                    seed = int(np.random.default_rng([cfg.seed, i, f, c, k, 0xC0]).integers(2**31))
+                    scene = build_scene(Identity.sample(seed), Expression.sample(seed))
+                    render_scene(scene, label, cfg.res).pil().save(tmp / f"frame{f:02d}" / f"cam{c:02d}_{k}.png")
+
+
 def render_subject(cfg: SynthConfig, out: Path, i: int) -> dict:
-    """Render one subject into out/subjectXXXX atomically; returns its plan with labels."""
+    """Render one subject into out/subjectXXXX atomically (its conditions first, when asked for);
+    returns its plan with labels."""
     plan = subject_plan(cfg, i)
     identity = Identity.sample(plan["identity_seed"])
     plan["identity"] = identity.to_dict()
+    if cfg.conditions:
+        render_conditions(cfg, out, plan, i)
     labels = []
     with atomic_path(out / plan["name"], suffix="") as tmp:
         for f, frame in enumerate(plan["frames"]):
@@ -99,6 +119,8 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, progress: bool = True) -> Pa
     out = Path(out)
     if cfg.subjects < 1 or cfg.frames < 1 or cfg.views < 1:
         raise UserError("--subjects, --frames and --views must all be at least 1")
+    if cfg.conditions < 0:
+        raise UserError(f"--conditions must be 0 or more, got {cfg.conditions}")
     if not 16 <= cfg.res <= 1024:
         raise UserError(f"--res must be within 16..1024, got {cfg.res}")
     if out.exists() and not out.is_dir():
@@ -107,13 +129,13 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, progress: bool = True) -> Pa
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("subjects", "workers")}
     meta = out / "synth.json"
     if meta.exists():
-        old = json.loads(meta.read_text())
-        if old != settings:
+        old = {k: v for k, v in {**asdict(SynthConfig()), **json.loads(meta.read_text())}.items() if k in settings}
+        if old != settings:  # (fields added since the dataset was made count with their defaults)
             raise UserError(f"{out} holds a dataset made with other settings ({old}); use a new folder")
     else:
         with atomic_path(meta) as tmp:
             tmp.write_text(json.dumps(settings, indent=1))
-    for stale in out.glob(".subject*.part*"):  # left by a run that was killed mid-subject
+    for stale in [*out.glob(".subject*.part*"), *out.glob("conditions/.subject*.part*")]:  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     todo = [i for i in range(cfg.subjects) if not (out / f"subject{i:04d}" / "labels.json").exists()]
     if len(todo) < cfg.subjects:

@@ -35,7 +35,9 @@ class TrainConfig:
     sample_every: int = 500           # sample grid period (steps); 0 disables
     sample_steps: int = 20            # DDIM steps for sample grids
     log_every: int = 10
-    condition_source: str = "render"  # view/consistency stages: render | rig (see data/eg3d_dataset.py)
+    condition_source: str = "render"  # view/consistency stages: render | folder | rig (data/eg3d_dataset.py)
+    snr_gamma: float = 0.0            # Min-SNR loss weighting (e.g. 5); 0 = plain epsilon MSE
+    cache_latents: bool = True        # latent stages: encode every view once (training/latent_cache.py)
     weights: str = ""                 # folder with optional perceptual-loss weights (noise3d)
     extra: dict = field(default_factory=dict)  # stage-specific knobs (see training/stages.py)
 
