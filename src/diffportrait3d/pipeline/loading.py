@@ -83,7 +83,10 @@ def load_pipeline(model: str, device: str = "auto", dtype: str = "fp32"):
     try:
         pipe = DiffPortrait3DPipeline.from_pretrained(name, dtype=DTYPES[dtype])
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot load model {model!r}: {root_cause(e)}") from None
+        if Path(name).exists():
+            raise UserError(f"cannot load model folder {name}: {root_cause(e)}") from None
+        raise UserError(f"cannot load {model!r} from the Hugging Face Hub ({root_cause(e)}); check the id and the "
+                        "connection, or pass a local model folder") from None
     return pipe.to(dev)
 
 
