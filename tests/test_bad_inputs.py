@@ -232,13 +232,16 @@ def test_numbers_out_of_range_exit_2_before_work(args, word, user, capsys, monke
     assert snapshot(user) == before
 
 
-def test_views_beyond_the_condition_source_is_an_error(user, capsys, monkeypatch):
+def test_input_sources_are_checked_first(user, capsys):
     frames = np.stack([np.full((64, 64, 3), 80 * i, np.uint8) for i in range(3)])
     iio.imwrite(user / "cams.gif", frames, extension=".gif")
     before = snapshot(user)
     r = ["render", user / "ref.png", "--model", NO_MODEL, "-o", user / "out"]
     run_bad(capsys, r + ["--conditions", user / "cams.gif", "--views", "5"], "--views 5", "only 3 frames")
     run_bad(capsys, r + ["--conditions", user / "conds", "--views", "5"], "--views 5", "every image")
+    run_bad(capsys, r + ["--conditions", user / "nowhere"], "--conditions", "not found")
+    run_bad(capsys, r + ["--proxy", user / "nowhere"], "--proxy", "not found")
+    run_bad(capsys, ["train", "--stage", "base", "--data", user / "nowhere", "-o", user / "run"], "--data", "not found")
     assert snapshot(user) == before
 
 

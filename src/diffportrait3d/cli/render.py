@@ -50,12 +50,15 @@ def check_output(out: str) -> Path:
     return (check_output_file if Path(out).suffix.lower() in VIDEO_SUFFIXES else check_output_folder)(out)
 
 
-def check_views(conditions: str, views: int | None) -> None:
-    """--views with a condition folder or video: say what happens instead of silently capping."""
-    from ..media import VIDEO_SUFFIXES, list_images, read_video_frames
+def check_sources(conditions: str, proxy: str, views: int | None) -> None:
+    """Condition and proxy sources exist, and --views fits them (instead of being capped silently)."""
+    from ..media import VIDEO_SUFFIXES, read_video_frames
 
+    for arg, value, keywords in (("--conditions", conditions, ("render",)), ("--proxy", proxy, ("auto", "none"))):
+        if value not in keywords and not Path(value).exists():
+            raise UserError(f"{arg} {value}: not found; pass {' or '.join(keywords)}, a folder of images or a video")
     source = Path(conditions)
-    if views is None or conditions == "render" or not source.exists():
+    if views is None or conditions == "render":
         return
     if source.is_dir():
         raise UserError(f"--views {views}: every image of the condition folder {source} is used (one view each); "
@@ -73,7 +76,7 @@ def run(args):
     from ..pipeline.loading import load_pipeline
 
     check_output(args.output)
-    check_views(args.conditions, args.views)
+    check_sources(args.conditions, args.proxy, args.views)
     refs = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
     note_if_mini_on_photo(args.model, args.references)
     pipe = load_pipeline(args.model, args.device, args.dtype)

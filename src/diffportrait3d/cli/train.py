@@ -1,5 +1,7 @@
 """`dp3d train`: one stage of training (see training/config.py for every option)."""
 
+from pathlib import Path
+
 from ..errors import UserError
 from ..training.config import STAGES
 
@@ -33,6 +35,8 @@ def run(args):
     overrides = {k: getattr(args, k) for k in ("stage", "data", "model", "output", "max_steps", "batch_size", "lr")}
     overrides.update(dict(parse_override(s) for s in args.set))
     cfg = load_config(args.config, overrides)
+    if not Path(cfg.data).is_dir():
+        raise UserError(f"--data {cfg.data}: folder not found; pass an EG3D-layout dataset (e.g. from `dp3d synth`)")
     check_output(cfg.output, args.resume)
     stage = build_stage(cfg)
     dataset = build_dataset(cfg, stage)
