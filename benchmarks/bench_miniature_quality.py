@@ -2,8 +2,8 @@
 
     python benchmarks/bench_miniature_quality.py [--model mini] [--seed 1000] [--subjects 8] [--steps 50]
 
-Held-out data is made exactly as `dp3d synth --subjects N --frames 1 --views 6 --seed SEED` makes
-it: a random identity, expression and light per subject, six random cameras. The reference is the
+Held-out subjects are drawn exactly as `dp3d synth --subjects N --frames 1 --views 6 --seed SEED`
+draws them (metrics/heldout.py): a random identity, light and six random cameras each. The reference is the
 subject's first camera (not frontal), the other five are targets. Default sampling settings
 (DDIM 50 steps, eta 0.5, CFG 3, 3D-aware noise from the reference's camera).
 
@@ -21,18 +21,16 @@ view modules off, Gaussian instead of 3D-aware noise):
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from diffportrait3d.conditions.cameras import camera_labels, label_to_angles
-from diffportrait3d.conditions.head import Expression, Identity, build_scene, render_scene
+from diffportrait3d.conditions.cameras import camera_labels
+from diffportrait3d.conditions.head import Expression, Identity, build_scene
 from diffportrait3d.conditions.sources import render_conditions
-from diffportrait3d.data.synth import SynthConfig, subject_plan, synth
-from diffportrait3d.media import image_to_tensor
+from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, view_change
 from diffportrait3d.metrics.psnr import psnr
 from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
@@ -40,46 +38,17 @@ from diffportrait3d.pipeline.loading import load_pipeline
 
 GALLERY = 8
 ORBIT = np.linspace(-45, 45, 16)
-BORDER = 4
-
-
-def border_colour(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in [-1, 1] -> (N, 3) mean colour of the outer frame, 0-255."""
-    m = torch.ones(x.shape[-2:], dtype=torch.bool)
-    m[BORDER:-BORDER, BORDER:-BORDER] = False
-    return (x[..., m].mean(-1) + 1) * 127.5
-
-
-def change(x: torch.Tensor) -> float:
-    return (x[1:] - x[:-1]).abs().mean().item()
-
-
-class Subject:
-    """One held-out subject: its scene, light, cameras and renders at any camera."""
-
-    def __init__(self, data: Path, cfg: SynthConfig, i: int):
-        self.plan = subject_plan(cfg, i)
-        frame = self.plan["frames"][0]
-        self.scene = build_scene(Identity.sample(self.plan["identity_seed"]), Expression(**frame["expression"]))
-        self.light = tuple(frame["light"])
-        self.angles = np.array(frame["cameras"])  # (6, 2) yaw, pitch
-        name = self.plan["name"]
-        self.images = torch.stack([image_to_tensor(str(data / name / "frame00" / f"cam{c:02d}.png")) for c in range(len(self.angles))])
-
-    def render(self, yaw, pitch=0.0, scene=None):
-        label = camera_labels([yaw], [pitch])[0]
-        return image_to_tensor(render_scene(scene or self.scene, label, 64, light=self.light, ssaa=1).pil())
 
 
 def generate(pipe, subject, angles, steps, proxy="auto", control=1.0, modules=True, seed=0):
+    """Views of `subject` from its reference (camera 0) at `angles` (N, 2), default settings."""
     labels = camera_labels(angles[:, 0], angles[:, 1])
-    conds = render_conditions(labels, 64, 0)
-    ref_label = camera_labels([subject.angles[0, 0]], [subject.angles[0, 1]])[0]
+    conds = render_conditions(labels, subject.res, 0)
     if not modules:
         pipe.view_modules.detach()
     try:
         out = pipe(subject.images[:1], conds, num_inference_steps=steps, proxy_images=proxy, condition_labels=labels,
-                   reference_label=ref_label, control_scale=control, generator=torch.Generator().manual_seed(seed),
+                   reference_label=subject.labels[0], control_scale=control, generator=torch.Generator().manual_seed(seed),
                    output_type="pt").images
     finally:
         if not modules:
@@ -110,11 +79,7 @@ def main():
     t0 = time.perf_counter()
     pipe = load_pipeline(a.model, device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    cfg = SynthConfig(subjects=a.subjects, frames=1, views=6, seed=a.seed)
-    tmp = tempfile.TemporaryDirectory()
-    data = Path(tmp.name) / "heldout"
-    synth(data, cfg, progress=False)
-    subjects = [Subject(data, cfg, i) for i in range(a.subjects)]
+    subjects = [HeldoutSubject(a.seed, i) for i in range(a.subjects)]
 
     # the VAE's ceiling on every held-out render
     with torch.no_grad():
@@ -143,7 +108,7 @@ def main():
             gen = generate(pipe, s, angles, a.steps, **VARIANTS[name])
             per_view = ssim(gen, truth)
             o = orbit[name]
-            o["flicker"].append(change(gen) / change(truth))
+            o["flicker"].append(view_change(gen) / view_change(truth))
             o["bg_drift"].append(border_colour(gen).std(0).mean().item())
             o["worst"].append(per_view.min().item())
             o["broken"] += int((per_view < 0.3).sum())
