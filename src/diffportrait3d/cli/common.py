@@ -7,10 +7,19 @@ def add_model_args(p, default_model=None):
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"], help="weights and activations precision")
 
 
+def add_mode_arg(p):
+    from ..pipeline.modes import MODES
+
+    p.add_argument("--mode", default="exact", choices=list(MODES),
+                   help="exact: the released model's DDIM sampler; fast: the recommended fast setting (DPM-Solver++ 2M, "
+                        "12 steps); the others are measured alternatives (README, Speed)")
+
+
 def add_sampling_args(p):
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (the release uses 50)")
+    add_mode_arg(p)
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the mode's, 50 for exact as the release)")
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
-    p.add_argument("--eta", type=float, default=0.5, help="DDIM eta (0 = deterministic)")
+    p.add_argument("--eta", type=float, default=0.5, help="DDIM eta (0 = deterministic; exact mode only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--group", type=int, default=8, help="views denoised together by the view modules (max 32)")
 

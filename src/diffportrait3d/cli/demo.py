@@ -7,7 +7,7 @@ photos need the full-size model (Stable Diffusion 1.5 + trained or the authors' 
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_camera_args
+from .common import add_camera_args, add_mode_arg
 
 DEMO_IDENTITY = 424242   # never drawn by `dp3d synth` for training (its seeds are 31-bit hashes)
 DEMO_CONDITION = 7       # the proxy identity whose renders carry the cameras
@@ -19,7 +19,8 @@ def add_parser(sub, name):
     p.add_argument("-o", "--output", default="demo_out", help="folder for turntable.mp4, turntable.gif, contact_sheet.png")
     p.add_argument("--reference", default=None, help="reference image (default: a held-out synthetic head)")
     p.add_argument("--model", default="mini", help="model folder, hub id, or 'mini' (shipped)")
-    p.add_argument("--steps", type=int, default=50)
+    add_mode_arg(p)
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the mode's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     add_camera_args(p)
@@ -51,7 +52,7 @@ def run(args):
     if not args.reference:
         truth = [render_scene(scene, label, size).pil() for label in labels]
     views = pipe(reference, conds, num_inference_steps=args.steps, proxy_images="auto", condition_labels=labels,
-                 generator=torch.Generator().manual_seed(args.seed)).images
+                 generator=torch.Generator().manual_seed(args.seed), mode=args.mode).images
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out} exists and is not a folder")
