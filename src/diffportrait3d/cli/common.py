@@ -11,8 +11,8 @@ def add_mode_arg(p):
     from ..pipeline.modes import MODES
 
     p.add_argument("--mode", default="exact", choices=list(MODES),
-                   help="exact: the released model's DDIM sampler; fast: the recommended fast setting (DPM-Solver++ 2M, "
-                        "12 steps); the others are measured alternatives (README, Speed)")
+                   help="exact: the released model's DDIM sampler; fast: the recommended fast setting (DPM-Solver++ 2M SDE, "
+                        "10 steps); the others are measured alternatives (README, Speed)")
 
 
 def add_sampling_args(p):

@@ -7,13 +7,16 @@ model's), a default step count and how often the reference tokens are recomputed
 
 from dataclasses import dataclass
 
-from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 # "trailing" spacing starts at t = 999, where the 3D-aware initial latent is taken
 SOLVERS = {
     "dpm++2m": lambda cfg: DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="dpmsolver++", solver_order=2,
                                                                   timestep_spacing="trailing"),
+    "dpm++2m-sde": lambda cfg: DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="sde-dpmsolver++", solver_order=2,
+                                                                      timestep_spacing="trailing"),
     "unipc": lambda cfg: UniPCMultistepScheduler.from_config(cfg, timestep_spacing="trailing"),
+    "ddim-trailing": lambda cfg: DDIMScheduler.from_config(cfg, timestep_spacing="trailing"),
 }
 
 
@@ -29,8 +32,11 @@ class SamplingMode:
 
 MODES = {
     "exact": SamplingMode(),
-    "fast": SamplingMode("dpm++2m", 12),
-    "dpm++2m-8": SamplingMode("dpm++2m", 8),
+    "fast": SamplingMode("dpm++2m-sde", 10),
+    "fast-ref2": SamplingMode("dpm++2m-sde", 10, reference_every=2),
+    "dpm++2m-sde-12": SamplingMode("dpm++2m-sde", 12),
+    "dpm++2m-10": SamplingMode("dpm++2m", 10),
     "unipc-10": SamplingMode("unipc", 10),
+    "ddim-12": SamplingMode("ddim-trailing", 12),
     "ref-every-2": SamplingMode(reference_every=2),
 }

@@ -1,0 +1,171 @@
+"""Exact mode vs each fast sampling mode: whole-render wall time and quality, in one run.
+
+    python benchmarks/bench_speed_quality.py [--model mini] [--identities 2] [--views 16] [--modes exact,fast,...]
+                                             [--threads 1] [--full]
+
+On held-out identities of the miniature world (identity seeds 900_000+, never drawn by `dp3d synth`),
+each rendered from a random reference camera along a 16-view yaw orbit, every mode renders the same
+views from the same seed. Printed per mode: wall time of the whole render (VAE, noise model and all
+steps), its speed-up over exact, SSIM to the ground-truth renders, identity retrieval (is the view
+closest to its own identity's render among 8 identities at that camera), yaw error by
+render-and-compare, and the flicker ratio (mean view-to-view change / the ground truth's); the last
+columns are each metric relative to exact mode's. --noise-floor adds the row "exact, other seed",
+exact mode with other noise: differences smaller than its own are chance.
+
+--full adds one denoising step of an SD1.5-size model (random weights: speed does not depend on
+the weight values) at 512x512 for 8 views, fp32 on the CPU, exact vs the fast mode's step, with
+peak memory (several minutes on 2 cores and ~10 GB of memory).
+"""
+
+import argparse
+import resource
+import time
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from diffportrait3d.conditions.cameras import camera_label, camera_labels
+from diffportrait3d.conditions.head import Expression, Identity, build_scene, render_scene
+from diffportrait3d.conditions.sources import render_conditions
+from diffportrait3d.media import image_to_tensor
+from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
+from diffportrait3d.metrics.ssim import ssim
+from diffportrait3d.pipeline.loading import load_pipeline
+from diffportrait3d.pipeline.modes import MODES
+
+GALLERY = 8
+
+
+class HeldOut:
+    """One held-out identity: its renders (memoised per camera), a reference and the orbit's ground truth."""
+
+    def __init__(self, seed: int, size: int, yaws, rng):
+        self.scene, self.size = build_scene(Identity.sample(seed), Expression()), size
+        self.render = lru_cache(maxsize=None)(self._render)
+        self.ref_yaw = float(rng.uniform(-30, 30))  # a random reference camera, not only frontal
+        self.reference = self.render(round(self.ref_yaw, 3), 0.0)
+        self.truth = torch.stack([self.render(float(y), 0.0) for y in yaws])
+        others = rng.choice(np.arange(950_000, 951_000), GALLERY - 1, replace=False)
+        self.gallery = torch.stack([torch.stack([self.truth[i]] + [render_identity(int(o), float(y), size) for o in others])
+                                    for i, y in enumerate(yaws)])  # (N, K, 3, H, W), own identity first
+
+    def _render(self, yaw, pitch):
+        return image_to_tensor(render_scene(self.scene, camera_label(yaw, pitch), self.size, ssaa=1).pil())
+
+
+@lru_cache(maxsize=None)
+def render_identity(seed, yaw, size):
+    return image_to_tensor(render_scene(build_scene(Identity.sample(seed), Expression()), camera_label(yaw, 0.0), size, ssaa=1).pil())
+
+
+def flicker(x):
+    return (x[1:] - x[:-1]).abs().mean().item()
+
+
+def quality(views, ident: HeldOut, yaws) -> dict:
+    est = [render_compare_pose(v, lambda y, p: ident.render(y, p), yaws=range(-60, 61, 10), pitches=(0.0,), refine_to=1.0)[0]
+           for v in views]
+    return {"SSIM": float(ssim(views, ident.truth).mean()),
+            "ID": identity_retrieval(views, ident.gallery, [0] * len(views)).value,
+            "yaw err": float(np.abs(np.array(est) - np.array(yaws)).mean()),
+            "flicker": flicker(views) / flicker(ident.truth)}
+
+
+def render(pipe, ident: HeldOut, conds, labels, mode, seed):
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = pipe(ident.reference[None], conds, mode=mode, proxy_images="auto", condition_labels=labels,
+               reference_label=camera_label(ident.ref_yaw, 0.0), generator=torch.Generator().manual_seed(seed), output_type="pt")
+    return out.images * 2 - 1, time.perf_counter() - t0, time.process_time() - c0
+
+
+NOISE_FLOOR = "exact, other seed"  # exact mode with other noise: how much the metrics move by chance
+
+
+def bench_modes(args):
+    pipe = load_pipeline(args.model, "cpu")
+    pipe.set_progress_bar_config(disable=True)
+    size = pipe.image_size
+    yaws = np.linspace(-40, 40, args.views)
+    labels = camera_labels(yaws, [0.0] * args.views)
+    conds = render_conditions(labels, size, 7)
+    rng = np.random.default_rng(args.seed)
+    idents = [HeldOut(900_001 + i, size, tuple(float(y) for y in yaws), rng) for i in range(args.identities)]
+    modes = args.modes.split(",") + ([NOISE_FLOOR] if args.noise_floor else [])
+    rows = {m: [] for m in modes}
+    for i, ident in enumerate(idents):
+        for m in modes:  # alternated per identity, so that load from other processes hits every mode alike
+            seed = args.seed + i + (1000 if m == NOISE_FLOOR else 0)
+            views, wall, cpu = render(pipe, ident, conds, labels, "exact" if m == NOISE_FLOOR else m, seed)
+            rows[m].append(dict(quality(views, ident, list(yaws)), wall=wall, cpu=cpu))
+            print(f"  identity {i} {m:18s} wall {wall:6.1f} s, CPU {cpu:6.1f} s", flush=True)
+    mean = {m: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for m, rs in rows.items()}
+    e = mean["exact"]
+    print(f"\n{args.identities} held-out identities x {args.views} views, model {args.model}, {torch.get_num_threads()} thread(s); "
+          "speed-up = exact's CPU time / the mode's (wall time moves with the machine's load)")
+    print("| mode | setting | wall s | CPU s | speed-up | SSIM | ID retr. | yaw err ° | flicker | SSIM/exact | ID/exact | Δyaw ° | flicker/exact |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for m, r in mean.items():
+        md = MODES["exact" if m == NOISE_FLOOR else m]
+        setting = f"{md.solver or 'DDIM (pipeline scheduler)'}, {md.steps} steps" + (f", ref every {md.reference_every}" if md.reference_every > 1 else "")
+        print(f"| {m} | {setting} | {r['wall']:.1f} | {r['cpu']:.1f} | x{e['cpu'] / r['cpu']:.2f} | {r['SSIM']:.4f} | "
+              f"{r['ID']:.3f} | {r['yaw err']:.2f} | {r['flicker']:.3f} | {r['SSIM'] / e['SSIM']:.3f} | "
+              f"{r['ID'] / max(e['ID'], 1e-9):.3f} | {r['yaw err'] - e['yaw err']:+.2f} | {r['flicker'] / e['flicker']:.3f} |")
+
+
+def bench_full(mode: str, views=8, size=512):
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from diffportrait3d.pipeline.build import components_from_backbone
+    from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
+    from diffportrait3d.pipeline.view_groups import ViewConditions, grouped_eps
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=size // 8, cross_attention_dim=768, attention_head_dim=8)  # SD1.5 layout
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    pipe = DiffPortrait3DPipeline(**components_from_backbone(unet, vae, torch.randn(1, 77, 768)))
+    g = torch.Generator().manual_seed(0)
+    c, h = unet.config.in_channels, size // 8
+    x = torch.randn(views, c, h, h, generator=g)
+    cond = ViewConditions(pipe.prompt_embedding(), torch.randn(1, c, h, h, generator=g), torch.rand(views, 3, size, size, generator=g) * 2 - 1)
+    nets = pipe.networks
+    per_step = {}
+    with torch.no_grad():
+        for m in ("exact", mode):
+            md = MODES[m]
+            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            t0 = time.perf_counter()
+            # a step of a mode that reuses the reference tokens skips the reference UNet on (k-1)/k of its steps
+            bank = cond.reference_tokens(nets, 500) if md.reference_every == 1 else None
+            t_ref = time.perf_counter() - t0
+            if bank is None:
+                t1 = time.perf_counter()
+                bank = cond.reference_tokens(nets, 500)
+                t_ref = (time.perf_counter() - t1) / md.reference_every
+                t0 = time.perf_counter() - t_ref
+            grouped_eps(nets, x, 500, cond, views, bank)
+            per_step[m] = time.perf_counter() - t0
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            print(f"full size, {views} views at {size}x{size}, fp32 CPU, {m}: one step {per_step[m]:.1f} s, whole render "
+                  f"({md.steps} steps) ~{per_step[m] * md.steps / 60:.1f} min, peak RSS {peak / 2**20:.1f} GiB (+{(peak - rss0) / 2**20:.1f})", flush=True)
+    print(f"full size speed-up of {mode} over exact per render: x{per_step['exact'] * MODES['exact'].steps / (per_step[mode] * MODES[mode].steps):.2f}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="mini")
+    ap.add_argument("--identities", type=int, default=2)
+    ap.add_argument("--views", type=int, default=16)
+    ap.add_argument("--modes", default="exact,fast,fast-ref2,dpm++2m-sde-12,dpm++2m-10,unipc-10")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--noise-floor", action="store_true", help="also exact mode with other noise (the metrics' chance spread)")
+    ap.add_argument("--full", action="store_true", help="also one step of an SD1.5-size model at 512x512, 8 views")
+    ap.add_argument("--full-only", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    if not a.full_only:
+        bench_modes(a)
+    if a.full or a.full_only:
+        bench_full("fast")
