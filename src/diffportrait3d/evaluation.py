@@ -26,6 +26,7 @@ from .errors import UserError
 from .media import image_to_tensor
 from .metrics.report import Report, Row, write_report
 from .metrics.suite import PAPER_METRICS, compute_metrics
+from .preflight import check_output_folder, check_range
 
 logger = logging.getLogger(__name__)
 SPLITS = ("recon", "novel")
@@ -67,8 +68,11 @@ def evaluate(cfg: EvalConfig) -> dict:
 
     if cfg.split not in SPLITS + ("both",):
         raise UserError(f"--split must be recon, novel or both, got {cfg.split!r}")
-    if cfg.pairs < 1:
-        raise UserError("--pairs must be at least 1")
+    for arg, value, lo, hi, integer in (("--pairs", cfg.pairs, 1, 100_000, True), ("--steps", cfg.steps, 1, 1000, True),
+                                        ("--guidance", cfg.guidance, 0, 100, False), ("--eta", cfg.eta, 0, 1, False),
+                                        ("--seed", cfg.seed, 0, None, True)):
+        check_range(arg, value, lo, hi, integer)
+    check_output_folder(cfg.output)
     index = EG3DIndex(cfg.data)
     pipe = load_pipeline(cfg.model, cfg.device, cfg.dtype)
     pipe.set_progress_bar_config(disable=True)
