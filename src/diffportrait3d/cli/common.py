@@ -35,7 +35,7 @@ def add_mode_arg(p):
 
     p.add_argument("--mode", default="exact", choices=list(MODES),
                    help="exact: the released model's DDIM sampler; fast: the recommended fast setting (DPM-Solver++ 2M SDE, "
-                        "10 steps); the others are measured alternatives (README, Speed)")
+                        "12 steps); the others are measured alternatives (README, Speed)")
 
 
 def add_steps_arg(p):

@@ -32,9 +32,9 @@ class SamplingMode:
 
 MODES = {
     "exact": SamplingMode(),
-    "fast": SamplingMode("dpm++2m-sde", 10),
-    "fast-ref2": SamplingMode("dpm++2m-sde", 10, reference_every=2),
-    "dpm++2m-sde-12": SamplingMode("dpm++2m-sde", 12),
+    "fast": SamplingMode("dpm++2m-sde", 12),
+    "dpm++2m-sde-10": SamplingMode("dpm++2m-sde", 10),
+    "dpm++2m-12": SamplingMode("dpm++2m", 12),
     "dpm++2m-10": SamplingMode("dpm++2m", 10),
     "unipc-10": SamplingMode("unipc", 10),
     "ddim-12": SamplingMode("ddim-trailing", 12),
