@@ -14,8 +14,8 @@ columns are each metric relative to exact mode's. --noise-floor adds the row "ex
 exact mode with other noise: differences smaller than its own are chance.
 
 --full adds one denoising step of an SD1.5-size model (random weights: speed does not depend on
-the weight values) at 512x512 for 8 views, fp32 on the CPU, exact vs the fast mode's step, with
-peak memory (several minutes on 2 cores and ~10 GB of memory).
+the weight values) at 512x512 for 8 views, fp32 on the CPU, with peak memory; every mode's step is
+that same evaluation, so exact and fast renders cost 50 and 12 of them (several minutes, ~10 GB).
 """
 
 import argparse
@@ -101,7 +101,9 @@ def bench_modes(args):
               f"{r['ID'] / max(e['ID'], 1e-9):.3f} | {r['yaw err'] - e['yaw err']:+.2f} | {r['flicker'] / e['flicker']:.3f} |")
 
 
-def bench_full(mode: str, views=8, size=512):
+def bench_full(views=8, size=512):
+    """One step of exact mode at full size. Every mode's step is this same guided evaluation of all
+    views (the solvers' own arithmetic is negligible), so a render costs steps x this."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from diffportrait3d.pipeline.build import components_from_backbone
@@ -117,27 +119,16 @@ def bench_full(mode: str, views=8, size=512):
     c, h = unet.config.in_channels, size // 8
     x = torch.randn(views, c, h, h, generator=g)
     cond = ViewConditions(pipe.prompt_embedding(), torch.randn(1, c, h, h, generator=g), torch.rand(views, 3, size, size, generator=g) * 2 - 1)
-    nets = pipe.networks
-    per_step = {}
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with torch.no_grad():
-        for m in ("exact", mode):
-            md = MODES[m]
-            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            t0 = time.perf_counter()
-            # a step of a mode that reuses the reference tokens skips the reference UNet on (k-1)/k of its steps
-            bank = cond.reference_tokens(nets, 500) if md.reference_every == 1 else None
-            t_ref = time.perf_counter() - t0
-            if bank is None:
-                t1 = time.perf_counter()
-                bank = cond.reference_tokens(nets, 500)
-                t_ref = (time.perf_counter() - t1) / md.reference_every
-                t0 = time.perf_counter() - t_ref
-            grouped_eps(nets, x, 500, cond, views, bank)
-            per_step[m] = time.perf_counter() - t0
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            print(f"full size, {views} views at {size}x{size}, fp32 CPU, {m}: one step {per_step[m]:.1f} s, whole render "
-                  f"({md.steps} steps) ~{per_step[m] * md.steps / 60:.1f} min, peak RSS {peak / 2**20:.1f} GiB (+{(peak - rss0) / 2**20:.1f})", flush=True)
-    print(f"full size speed-up of {mode} over exact per render: x{per_step['exact'] * MODES['exact'].steps / (per_step[mode] * MODES[mode].steps):.2f}")
+        t0, c0 = time.perf_counter(), time.process_time()
+        grouped_eps(pipe.networks, x, 500, cond, views)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"full size (SD1.5 layout, random weights), {views} views at {size}x{size}, fp32 CPU, {torch.get_num_threads()} thread(s): "
+          f"one step wall {wall:.1f} s, CPU {cpu:.1f} s; peak RSS {peak / 2**20:.1f} GiB (+{(peak - rss0) / 2**20:.1f} during the step)")
+    for m in ("exact", "fast"):
+        print(f"  {m}: {MODES[m].steps} steps -> ~{MODES[m].steps * wall / 60:.1f} min per {views}-view render")
 
 
 if __name__ == "__main__":
@@ -156,4 +147,4 @@ if __name__ == "__main__":
     if not a.full_only:
         bench_modes(a)
     if a.full or a.full_only:
-        bench_full("fast")
+        bench_full()
