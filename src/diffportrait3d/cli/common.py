@@ -30,8 +30,18 @@ def add_model_args(p, default_model=None):
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"], help="weights and activations precision")
 
 
+def add_mode_arg(p):
+    from ..pipeline.modes import MODES
+
+    p.add_argument("--mode", default="exact", choices=list(MODES),
+                   help="exact: the released model's DDIM sampler; fast: the recommended fast setting (DPM-Solver++ 2M SDE, "
+                        "12 steps); the others are measured alternatives (README, Speed)")
+
+
 def add_steps_arg(p):
-    p.add_argument("--steps", type=number(1, 1000), default=50, help="DDIM steps, 1..1000 (the release uses 50)")
+    add_mode_arg(p)
+    p.add_argument("--steps", type=number(1, 1000), default=None,
+                   help="denoising steps, 1..1000 (default: the mode's; 50 for exact, as the release)")
 
 
 def add_seed_arg(p, help="random seed"):
@@ -41,7 +51,7 @@ def add_seed_arg(p, help="random seed"):
 def add_sampling_args(p):
     add_steps_arg(p)
     p.add_argument("--guidance", type=number(0, 100, integer=False), default=3.0, help="classifier-free guidance scale, 0..100")
-    p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic)")
+    p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic; exact mode)")
     add_seed_arg(p)
     p.add_argument("--group", type=number(1), default=8, help="views denoised together by the view modules (max 32)")
 

@@ -57,7 +57,7 @@ def run(args):
     if not args.reference:
         truth = [render_scene(scene, label, size).pil() for label in labels]
     views = pipe(reference, conds, num_inference_steps=args.steps, proxy_images="auto", condition_labels=labels,
-                 generator=torch.Generator().manual_seed(args.seed)).images
+                 generator=torch.Generator().manual_seed(args.seed), mode=args.mode).images
     save_video(views, out / "turntable.mp4", fps=8)
     save_video(views, out / "turntable.gif", fps=8)
     rows = [[reference] + [reference.copy() for _ in views[1:]], conds, views] + ([truth] if truth else [])

@@ -89,6 +89,6 @@ def run(args):
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
     views = pipe(refs, conds, num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta,
                  proxy_images=None if proxies == "none" else proxies, condition_labels=labels, generator=gen,
-                 group_size=args.group).images
+                 group_size=args.group, mode=args.mode).images
     out = write_views(args.output, views, refs, conds, args.fps)
     print(f"wrote {len(views)} views to {out}")
