@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from diffportrait3d.conditions.cameras import camera_label, label_to_angles
-from diffportrait3d.conditions.crop import FACE_BOX_FRACTION, crop_face, detect_face
-from diffportrait3d.conditions.head import PART, Expression, Identity, build_scene, render_head, render_scene
+from diffportrait3d.cameras import camera_label, label_to_angles
+from diffportrait3d.faces.crop import FACE_BOX_FRACTION, crop_face, detect_face
+from diffportrait3d.head import PART, Expression, Identity, build_scene, render_head, render_scene
 from diffportrait3d.conditions.sources import load_conditions, render_conditions
 from diffportrait3d.errors import UserError
 from diffportrait3d.media import save_video

@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .conditions.cameras import label_to_angles
+from .cameras import label_to_angles
 from .conditions.sources import render_conditions
 from .data.eg3d_index import EG3DIndex
 from .data.synth_subjects import SynthSubjects, frame_number

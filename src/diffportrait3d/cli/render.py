@@ -48,7 +48,7 @@ def write_views(out: str, views, references, conditions, fps: int = 8) -> Path:
 def run(args):
     import torch
 
-    from ..conditions.crop import crop_face
+    from ..faces.crop import crop_face
     from ..conditions.sources import load_conditions
     from ..media import open_rgb
     from ..pipeline.loading import load_pipeline

@@ -18,9 +18,9 @@ from PIL import Image
 
 from ..errors import UserError
 from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, open_rgb, read_video_frames
-from .cameras import check_label
-from .head import Expression, Identity, build_scene, render_scene
-from .trajectories import make_trajectory
+from ..cameras import check_label
+from ..head import Expression, Identity, build_scene, render_scene
+from ..cameras.trajectories import make_trajectory
 
 
 def load_conditions(spec, views: int | None, size: int, *, yaw=None, pitch=None, path: str = "orbit",

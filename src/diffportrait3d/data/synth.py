@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..conditions.cameras import RADIUS, camera_label
-from ..conditions.head import Expression, Identity, build_scene, render_scene
+from ..cameras import RADIUS, camera_label
+from ..head import Expression, Identity, build_scene, render_scene
 from ..errors import UserError
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .base import MetricResult, MetricUnavailable, check_images, check_pair, to_uint8_hwc
-from .faces import require_cv2
+from ..faces.dlib_models import require_cv2
 
 LANDMARK_IDS = [17, 21, 22, 26, 36, 39, 42, 45, 31, 35, 48, 54, 57, 8]
 
@@ -89,7 +89,7 @@ def pose_from_landmarks(landmarks: np.ndarray, width: int, height: int, focal: f
 
 def estimate_pose(images: torch.Tensor, focal: float | None = None) -> list[tuple[float, float, float] | None]:
     """(pitch, yaw, roll) degrees per image, None where dlib finds no face. Images (N, 3, H, W) in [-1, 1]."""
-    from .faces import dlib_faces
+    from ..faces.dlib_models import dlib_faces
 
     try:
         faces = dlib_faces()
