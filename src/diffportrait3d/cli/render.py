@@ -14,11 +14,13 @@ def add_parser(sub, name):
                                    "OUT ending in .mp4 or .gif writes a video; otherwise a folder of PNGs and a contact sheet.")
     p.add_argument("references", nargs="+", help="reference portrait image(s) of the person")
     add_model_args(p)
-    p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a video")
+    p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a "
+                                                          "video (for each camera, the frame whose head pose is nearest)")
     add_camera_args(p)
     p.add_argument("--proxy", default="auto", help="3D-aware initial noise: auto (the model's noise model, when it has one "
                                                    "and the cameras are known), none (Gaussian), or a folder of proxy images")
-    p.add_argument("--crop", default="none", choices=["none", "auto"], help="auto: detect the face and frame it as in training")
+    p.add_argument("--crop", default="none", choices=["none", "auto"],
+                   help="auto: align the face like EG3D's crops (dlib landmarks) and use its estimated camera for the 3D-aware noise")
     p.add_argument("-o", "--output", required=True, help="OUT.mp4, OUT.gif or a folder")
     p.add_argument("--fps", type=int, default=8)
     add_sampling_args(p)
@@ -53,7 +55,8 @@ def run(args):
     from ..media import open_rgb
     from ..pipeline.loading import load_pipeline
 
-    refs = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
+    aligned = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
+    refs = [a.image for a in aligned]
     pipe = load_pipeline(args.model, args.device, args.dtype)
     size = pipe.image_size
     conds, labels = load_conditions(args.conditions, args.views, size, yaw=args.yaw, pitch=args.pitch, path=args.path,
@@ -64,6 +67,7 @@ def run(args):
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
     views = pipe(refs, conds, num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta,
                  proxy_images=None if proxies == "none" else proxies, condition_labels=labels, generator=gen,
+                 reference_label=aligned[0].label,
                  group_size=args.group).images
     out = write_views(args.output, views, refs, conds, args.fps)
     print(f"wrote {len(views)} views to {out}")
