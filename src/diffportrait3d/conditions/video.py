@@ -20,6 +20,9 @@ from ..errors import UserError
 
 logger = logging.getLogger(__name__)
 MAX_FRAMES = 120  # pose estimation costs about 0.3 s a frame on one CPU core
+# the estimator's pitch errs about twice as much as its yaw (benchmarks/bench_head_pose.py), so a
+# degree of pitch counts half in the distance between requested and estimated cameras
+ANGLE_WEIGHTS = np.array([1.0, 0.5])
 
 
 @dataclass
@@ -27,7 +30,7 @@ class PickedFrames:
     images: list[Image.Image]  # aligned crops, one per requested camera
     labels: np.ndarray  # (N, 25) estimated cameras of the picked frames
     frame_index: list[int]  # index into the frames given
-    angle_error: np.ndarray  # (N,) degrees between requested and picked (yaw, pitch)
+    angle_error: np.ndarray  # (N,) weighted degrees between requested and picked (yaw, pitch), see ANGLE_WEIGHTS
 
 
 def pick_frames(frames: list[Image.Image], labels, size: int, name: str = "the video") -> PickedFrames:
@@ -52,7 +55,7 @@ def pick_frames(frames: list[Image.Image], labels, size: int, name: str = "the v
         raise UserError(f"no face found in any frame of {name}; pass a folder of condition images instead")
     have = np.stack([label_to_angles(f[2])[:2] for f in found])  # (F, 2) yaw, pitch
     want = np.stack(label_to_angles(np.atleast_2d(labels))[:2], axis=-1)  # (N, 2)
-    dist = np.linalg.norm(want[:, None] - have[None], axis=-1)  # (N, F)
+    dist = np.linalg.norm((want[:, None] - have[None]) * ANGLE_WEIGHTS, axis=-1)  # (N, F)
     best = dist.argmin(1)
     picked = PickedFrames([found[j][1] for j in best], np.stack([found[j][2] for j in best]),
                           [found[j][0] for j in best], dist[np.arange(len(best)), best])

@@ -37,7 +37,7 @@ CROP_UNITS = 700 / 300  # side of EG3D's crop in face units
 @dataclass
 class Alignment:
     quad: np.ndarray  # (4, 2) source pixels of the crop's corners: top-left, bottom-left, bottom-right, top-right
-    landmarks: np.ndarray  # (68, 2) in the source image
+    landmarks: np.ndarray  # (68, 2) in the source image, as dlib finds them (for the head pose)
 
     @property
     def side(self) -> float:
@@ -103,8 +103,8 @@ def fit_standard_face(points: np.ndarray) -> tuple[float, np.ndarray]:
     return float(s), np.array([k[3], -k[7]])
 
 
-def align_landmarks(landmarks: np.ndarray) -> Alignment:
-    """The EG3D crop (de-rolled) of a face with these 68 landmarks."""
+def align_landmarks(landmarks: np.ndarray, pose_landmarks: np.ndarray | None = None) -> Alignment:
+    """The EG3D crop (de-rolled) of a face with these 68 landmarks (pose_landmarks: kept for the pose)."""
     lm = np.asarray(landmarks, float)
     roll = ffhq_roll(lm)
     c, s_ = math.cos(roll), math.sin(roll)
@@ -114,15 +114,19 @@ def align_landmarks(landmarks: np.ndarray) -> Alignment:
     scale, origin = fit_standard_face(upright)
     half = CROP_UNITS * scale / 2
     corners = origin + np.array([[-half, -half], [-half, half], [half, half], [half, -half]])
-    return Alignment(quad=corners @ rot.T + pivot, landmarks=lm)
+    return Alignment(quad=corners @ rot.T + pivot, landmarks=lm if pose_landmarks is None else np.asarray(pose_landmarks, float))
 
 
-def align_face(img: Image.Image, name: str = "the image", faces=None) -> Alignment:
+def align_face(img: Image.Image, name: str = "the image") -> Alignment:
     """Detect the face (dlib HOG, then the CNN detector for profiles) and align it."""
-    from .dlib_models import face_landmarks
+    from .dlib_models import dlib_faces, face_landmarks
 
-    lm = face_landmarks(np.asarray(img.convert("RGB")), faces)
+    arr = np.asarray(img.convert("RGB"))
+    lm = face_landmarks(arr)
     if lm is None:
-        raise UserError(f"no face found in {name}: it needs a visible face, eyes and mouth "
-                        f"(profiles beyond about 60 degrees are not found); pass --crop none to use it as it is")
-    return align_landmarks(lm)
+        raise UserError(f"no face found in {name}: it needs a visible face with eyes and mouth "
+                        f"(dlib misses profiles beyond about 60 degrees)")
+    (lx, ly), (rx, ry) = lm[36:42].mean(0), lm[42:48].mean(0)
+    upright = abs(math.degrees(math.atan2(ry - ly, rx - lx))) <= 10
+    # the crop from landmarks re-fitted in a box of the face's own extent: repeatable (idempotent)
+    return align_landmarks(dlib_faces().refine(arr, lm) if upright else lm, lm)

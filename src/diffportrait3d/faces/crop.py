@@ -41,4 +41,9 @@ def crop_face(img: Image.Image, mode: str = "auto", name: str = "the image", siz
         return AlignedPortrait(img, None)
     if mode != "auto":
         raise UserError(f"--crop must be one of {', '.join(CROP_MODES)}, got {mode!r}")
-    return align_portrait(img, size, name)
+    try:
+        return align_portrait(img, size, name)
+    except UserError as e:
+        if not str(e).startswith("no face found"):
+            raise
+        raise UserError(f"{e}; pass --crop none to use it as it is") from None

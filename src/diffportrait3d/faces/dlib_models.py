@@ -118,6 +118,20 @@ class DlibFaces:
         lv = _points(self.shape(level, rect2))
         return lv @ back[:, :2].T + back[:, 2]
 
+    def refine(self, image: np.ndarray, pts: np.ndarray, rounds: int = 2) -> np.ndarray:
+        """Landmarks again from a box set by the landmarks themselves, not by the detector.
+
+        The detector's box sits differently on the same face at another scale or crop; the
+        regressor follows it. A box from the face's own extent makes the landmarks (and so the
+        alignment) repeatable: aligning an aligned image gives it back (tests/test_align.py).
+        """
+        for _ in range(rounds):
+            c = (pts[36:48].mean(0) + pts[48:68].mean(0)) / 2
+            half = max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1])) / 2
+            box = self._dlib.rectangle(round(c[0] - half), round(c[1] - half), round(c[0] + half), round(c[1] + half))
+            pts = _points(self.shape(image, box))
+        return pts
+
     def embed(self, image: np.ndarray, upsample: int = 1) -> np.ndarray | None:
         """dlib's 128-d ResNet face descriptor of the most confident face, or None if none is found."""
         if self._encoder is None:
@@ -137,7 +151,7 @@ def dlib_faces() -> DlibFaces:
     return DlibFaces()
 
 
-def face_landmarks(image: np.ndarray, faces: DlibFaces | None = None) -> np.ndarray | None:
+def face_landmarks(image: np.ndarray) -> np.ndarray | None:
     """(68, 2) landmarks of the most confident face, HOG then CNN detector; None when there is none.
 
     Raises a UserError naming the extra to install when dlib or its models are missing.
@@ -145,7 +159,6 @@ def face_landmarks(image: np.ndarray, faces: DlibFaces | None = None) -> np.ndar
     from ..errors import UserError
 
     try:
-        faces = faces or dlib_faces()
-        return faces.landmarks(image, cnn=True)
+        return dlib_faces().landmarks(image, cnn=True)
     except MetricUnavailable as e:
         raise UserError(f"face alignment needs dlib and its models: {e.reason}") from None
