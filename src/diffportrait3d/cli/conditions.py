@@ -20,7 +20,6 @@ def run(args):
 
     from ..atomic import atomic_path
     from ..errors import UserError
-    from ..media import grid
     from ..conditions.sources import load_conditions
 
     out = Path(args.output)
@@ -36,5 +35,4 @@ def run(args):
         for n, im in zip(names, images):
             im.save(tmp / n)
         (tmp / "dataset.json").write_text(json.dumps({"labels": [[n, [float(v) for v in lab]] for n, lab in zip(names, labels)]}))
-        grid([images]).save(tmp / "contact_sheet.png")
     print(f"wrote {len(images)} condition images to {out}")
