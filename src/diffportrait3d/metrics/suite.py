@@ -41,7 +41,8 @@ def compute_metrics(generated: torch.Tensor, target: torch.Tensor | None, refere
     pose_y = target if pose_target is None else pose_target
     if target is None and pose_y is None and pose_renderers is None:
         raise ValueError("nothing to compare with: give target, pose_target or pose_renderers")
-    x, y = check_pair(generated, target if target is not None else pose_y if pose_y is not None else generated)
+    # y: what the paired metrics compare with; without a target only POSE (or n/a entries) use it
+    x, y = check_pair(generated, next(t for t in (target, pose_y, generated) if t is not None))
     n = len(x)
     if (pose_renderers is None) != (target_angles is None):
         raise ValueError("render-and-compare POSE needs both pose_renderers and target_angles")
