@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffportrait3d.conditions.cameras import camera_labels
-from diffportrait3d.conditions.head import Expression, Identity, build_scene
+from diffportrait3d.cameras import camera_labels
+from diffportrait3d.head import Expression, Identity, build_scene
 from diffportrait3d.conditions.sources import render_conditions
 from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, view_change
 from diffportrait3d.metrics.psnr import psnr

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffportrait3d.conditions.cameras import (FOCAL, LOOKAT, RADIUS, camera_label, camera_origin, from_eg3d_angles,
+from diffportrait3d.cameras import (FOCAL, LOOKAT, RADIUS, camera_label, camera_origin, from_eg3d_angles,
                                                label_to_angles, look_at, pixel_rays, project, split_label)
-from diffportrait3d.conditions.trajectories import load_trajectory, make_trajectory, parse_range
+from diffportrait3d.cameras.trajectories import load_trajectory, make_trajectory, parse_range
 from diffportrait3d.errors import UserError
 
 torch.set_num_threads(1)

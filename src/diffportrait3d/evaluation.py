@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .conditions.cameras import label_to_angles
+from .cameras import FOCAL, label_to_angles
 from .conditions.sources import render_conditions
 from .data.eg3d_index import EG3DIndex
 from .data.synth_subjects import SynthSubjects, frame_number
@@ -84,7 +84,9 @@ def evaluate(cfg: EvalConfig) -> dict:
         pairs = sample_pairs(index, cfg.pairs, cfg.seed, split)
         refs, tgts, conds, gens = render_split(pipe, index, pairs, cfg, size, out / "cache" / split)
         extra = miniature_metrics(subjects, index, pairs, size, cfg) if subjects else {}
-        results = compute_metrics(gens, tgts, refs, weights_dir=cfg.weights, metrics=PAPER_METRICS + ("PSNR",), **extra)
+        # POSE on real data: the landmark estimator with EG3D's focal (the dataset's framing)
+        results = compute_metrics(gens, tgts, refs, weights_dir=cfg.weights, metrics=PAPER_METRICS + ("PSNR",),
+                                  focal=FOCAL * size, **extra)
         rows.append(Row(method=Path(cfg.model).name or cfg.model, split=split, results=results, pairs=len(pairs)))
         figure_rows += [[refs[i], conds[i], gens[i], tgts[i]] for i in range(min(4, len(pairs)))]
     meta = {k: v for k, v in asdict(cfg).items() if k not in ("device", "dtype")}

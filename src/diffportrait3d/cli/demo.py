@@ -31,8 +31,8 @@ def run(args):
     import torch
 
     from ..atomic import atomic_path
-    from ..conditions.cameras import camera_label
-    from ..conditions.head import Expression, Identity, build_scene, render_scene
+    from ..cameras import camera_label
+    from ..head import Expression, Identity, build_scene, render_scene
     from ..conditions.sources import load_conditions
     from ..media import grid, open_rgb, save_video
     from ..pipeline.loading import load_pipeline

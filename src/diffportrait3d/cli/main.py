@@ -19,6 +19,8 @@ COMMANDS = {
     "fetch-weights": "fetch_weights",
     "synth": "synth",
     "evaluate": "evaluate",
+    "align": "align",
+    "conditions": "conditions",
 }
 
 

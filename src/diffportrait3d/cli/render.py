@@ -15,11 +15,13 @@ def add_parser(sub, name):
                                    "view_NNN.png and contact_sheet.png (other files in the folder are kept).")
     p.add_argument("references", nargs="+", help="reference portrait image(s) of the person")
     add_model_args(p)
-    p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a video")
+    p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a "
+                                                          "video (for each camera, the frame whose head pose is nearest)")
     add_camera_args(p)
     p.add_argument("--proxy", default="auto", help="3D-aware initial noise: auto (the model's noise model, when it has one "
                                                    "and the cameras are known), none (Gaussian), or a folder of proxy images")
-    p.add_argument("--crop", default="none", choices=["none", "auto"], help="auto: detect the face and frame it as in training")
+    p.add_argument("--crop", default="none", choices=["none", "auto"],
+                   help="auto: align the face like EG3D's crops (dlib landmarks) and use its estimated camera for the 3D-aware noise")
     p.add_argument("-o", "--output", required=True, help="OUT.mp4, OUT.gif or a folder")
     p.add_argument("--fps", type=number(1, 240), default=8, help="frames per second of a video OUT, 1..240")
     add_sampling_args(p)
@@ -70,14 +72,15 @@ def check_sources(conditions: str, proxy: str, views: int | None) -> None:
 def run(args):
     import torch
 
-    from ..conditions.crop import crop_face
+    from ..faces.crop import crop_face
     from ..conditions.sources import load_conditions
     from ..media import open_rgb
     from ..pipeline.loading import load_pipeline
 
     check_output(args.output)
     check_sources(args.conditions, args.proxy, args.views)
-    refs = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
+    aligned = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
+    refs = [a.image for a in aligned]
     note_if_mini_on_photo(args.model, args.references)
     pipe = load_pipeline(args.model, args.device, args.dtype)
     size = pipe.image_size
@@ -89,6 +92,6 @@ def run(args):
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
     views = pipe(refs, conds, num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta,
                  proxy_images=None if proxies == "none" else proxies, condition_labels=labels, generator=gen,
-                 group_size=args.group, mode=args.mode).images
+                 reference_label=aligned[0].label, group_size=args.group, mode=args.mode).images
     out = write_views(args.output, views, refs, conds, args.fps)
     print(f"wrote {len(views)} views to {out}")

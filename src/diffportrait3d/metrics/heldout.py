@@ -9,8 +9,8 @@ The shipped model trained on seed 0; any other seed gives identities it never sa
 import numpy as np
 import torch
 
-from ..conditions.cameras import camera_labels
-from ..conditions.head import Expression, Identity, build_scene, render_scene
+from ..cameras import camera_labels
+from ..head import Expression, Identity, build_scene, render_scene
 from ..data.synth import SynthConfig, subject_plan
 from ..media import image_to_tensor
 

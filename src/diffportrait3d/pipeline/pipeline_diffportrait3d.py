@@ -93,7 +93,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         """Proxy images I~ from the 3D-aware noise model, or None when it or the cameras are missing."""
         if self.noise_model is None or condition_labels is None:
             return None
-        from ..conditions.cameras import camera_label
+        from ..cameras import camera_label
 
         ref_label = torch.as_tensor(camera_label(0.0, 0.0) if reference_label is None else reference_label, dtype=torch.float32)
         labels = torch.as_tensor(condition_labels, dtype=torch.float32).reshape(-1, 25)

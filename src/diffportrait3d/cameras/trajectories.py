@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cameras import RADIUS, camera_label, check_label, label_to_angles
+from .eg3d import RADIUS, camera_label, check_label, label_to_angles
 
 PATHS = ("orbit", "nod", "spiral")
 
