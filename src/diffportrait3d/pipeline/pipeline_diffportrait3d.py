@@ -21,6 +21,7 @@ from ..models.reference_attention import install_reference_processors
 from ..models.view_modules import ViewModules  # noqa: F401
 from .ddim import ddim_schedule, gaussian_noise_sampler, sample_ddim
 from .schedule import alphas_cumprod_from_config, q_sample
+from .view_windows import anchor_references, fuse, plan_for
 
 NOISE3D_T = 999  # the 3D-aware start: the proxy latent taken by the forward process to t = 999
 
@@ -106,7 +107,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
                  eta: float = 0.5, proxy_images=None, generator: torch.Generator | None = None, output_type: str = "pil",
                  group_size: int = 8, mode: str = "fast", batch_cfg: bool = True, sample_posterior: bool = False,
                  latents: torch.Tensor | None = None, step_noise=None, control_scale: float = 1.0, callback=None,
-                 condition_labels=None, reference_label=None, return_dict: bool = True):
+                 condition_labels=None, reference_label=None, views=None, return_dict: bool = True):
         """Render one view per condition image.
 
         reference_images: image / path / list of them / (R,3,H,W) tensor in [-1,1]; all references
@@ -116,6 +117,9 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             frontal) and `condition_labels` (one EG3D camera per view); without either, Gaussian noise.
         latents: optional initial latent x_T (N,4,h,w); step_noise: optional (steps, N, 4, h, w)
             recorded DDIM noise (replays a run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
+        views: which views are denoised together (view_windows.ViewPlan or its name, e.g. "groups"
+            for the release's independent groups of `group_size`); None: view_windows.DEFAULT for
+            more views than one group. Closed paths are detected from `condition_labels`.
         """
         if output_type not in ("pil", "pt", "latent"):
             raise UserError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
@@ -126,8 +130,14 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if isinstance(proxy_images, str) and proxy_images == "auto":
             proxy_images = self.noise_proxies(refs[0], reference_label, condition_labels)
         proxies = images_to_tensor(proxy_images, size) if proxy_images is not None else None
-        self.check_inputs(refs, conds, proxies, group_size, guidance_scale, eta)
+        plan, loop = plan_for(views, group_size, condition_labels)
+        self.check_inputs(refs, conds, proxies, plan.group_size, guidance_scale, eta)
         n = conds.shape[0]
+        if plan.anchors and n > plan.group_size:  # paper eq. 5: sparse views first, then attended to by all
+            refs = anchor_references(self, refs, conds, proxies, condition_labels, plan, loop, generator=generator,
+                                     num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta,
+                                     mode=mode, batch_cfg=batch_cfg, sample_posterior=sample_posterior,
+                                     control_scale=control_scale, reference_label=reference_label)
         # 2. conditions
         ref_latents = self.encode(refs.to(device), generator, sample_posterior).to(dtype)
         conds = conds.to(device, dtype)
@@ -138,7 +148,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         h = size // self.vae_scale_factor
         shape = (n, self.unet.config.in_channels, h, h)
         if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)  # CPU generators work on GPU too
+            latents = plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype))  # CPU generators work on GPU too
             if proxies is not None:
                 proxy_latents = self.encode(proxies.to(device), generator, sample_posterior).to(dtype)
                 latents = q_sample(proxy_latents, latents, self.alphas_cumprod.to(device), NOISE3D_T)
@@ -148,18 +158,22 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if step_noise is not None:
             noise_sampler = lambda k: step_noise[k].to(device, dtype)  # noqa: E731
         else:
-            noise_sampler = gaussian_noise_sampler(shape, generator, device, dtype)
+            sampler = gaussian_noise_sampler(shape, generator, device, dtype)
+            noise_sampler = lambda k: plan.arrange_noise(sampler(k))  # noqa: E731
         groups = [slice(i, min(i + group_size, n)) for i in range(0, n, group_size)]
 
-        # 5. denoising: the reference tokens are computed once per step and shared by every group
+        # 5. denoising: the reference tokens are computed once per step and shared by every window
         nets = self.networks
+        steps = schedule.timesteps.tolist()
 
         def eps_fn(x, t):
             bank = shared_reference_bank(nets, ref_latents, t, context) if mode == "fast" else None
-            return torch.cat([guided_eps(nets, x[g], t, context, ref_latents, conds[g], guidance_scale, bank=bank,
-                                         mode=mode, batch_cfg=batch_cfg, control_scale=control_scale)[0] for g in groups])
+            return fuse(lambda w: guided_eps(nets, x[w], t, context, ref_latents, conds[w], guidance_scale, bank=bank, mode=mode,
+                                             batch_cfg=batch_cfg, control_scale=control_scale)[0],
+                        x, plan.windows(n, steps.index(int(t)), loop))
 
         bar = self.progress_bar(total=len(schedule))
+        bar.set_description(f"{n} views, {plan.name}{' (loop)' if loop else ''}, steps")
 
         def on_step(info):
             bar.update()
