@@ -45,6 +45,10 @@ class EvalConfig:
     proxy: str = "auto"        # auto (the model's noise model) | none
     weights: str | None = None  # LPIPS / DISTS / FID weights folder (dp3d fetch-weights)
     gallery: int = 8           # identities per retrieval gallery (miniature world)
+    orbits: int = 1            # closed orbits for seam ratio, loop closure, flicker ratio (0: none)
+    orbit_views: int = 16
+    group: int = 8             # views per group of the view modules
+    group_mode: str | None = None  # view schedule of the orbits (None: the pipeline's default)
     device: str = "auto"
     dtype: str = "fp32"
 
@@ -69,6 +73,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise UserError(f"--split must be recon, novel or both, got {cfg.split!r}")
     if cfg.pairs < 1:
         raise UserError("--pairs must be at least 1")
+    if cfg.orbits < 0 or (cfg.orbits and cfg.orbit_views < 3):
+        raise UserError("--orbits must be >= 0 and --orbit-views at least 3")
     index = EG3DIndex(cfg.data)
     pipe = load_pipeline(cfg.model, cfg.device, cfg.dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -83,6 +89,11 @@ def evaluate(cfg: EvalConfig) -> dict:
         results = compute_metrics(gens, tgts, refs, weights_dir=cfg.weights, metrics=PAPER_METRICS + ("PSNR",), **extra)
         rows.append(Row(method=Path(cfg.model).name or cfg.model, split=split, results=results, pairs=len(pairs)))
         figure_rows += [[refs[i], conds[i], gens[i], tgts[i]] for i in range(min(4, len(pairs)))]
+    if cfg.orbits:
+        from .evaluation_orbits import orbit_row
+        from .pipeline.view_windows import DEFAULT
+
+        rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", cfg.group_mode or DEFAULT))
     meta = {k: v for k, v in asdict(cfg).items() if k not in ("device", "dtype")}
     paths = write_report(out, Report(rows, meta=meta), figure_rows)
     return {"paths": paths, "rows": rows}

@@ -1,5 +1,7 @@
 """Argument groups shared by several commands."""
 
+import argparse
+
 
 def add_model_args(p, default_model=None):
     p.add_argument("--model", default=default_model, required=default_model is None, help="model folder or hub id")
@@ -13,6 +15,25 @@ def add_sampling_args(p):
     p.add_argument("--eta", type=float, default=0.5, help="DDIM eta (0 = deterministic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--group", type=int, default=8, help="views denoised together by the view modules (max 32)")
+    add_view_plan_args(p)
+
+
+def add_view_plan_args(p):
+    p.add_argument("--group-mode", default=None, dest="group_mode", metavar="MODE",
+                   help="how more views than one group are denoised: shifted (default: group boundaries move every "
+                        "other step, no seams, no extra cost), windows (overlapping windows, averaged), groups (the "
+                        "release: independent groups, exact); add +anchors and/or +freenoise, e.g. windows+anchors")
+    p.add_argument("--overlap", type=int, default=None, help="windows: views shared by neighbouring windows (default group/4)")
+    p.add_argument("--anchors", type=int, default=None, help="anchor views rendered first and attended to by all (default 4 with +anchors)")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="wrap the windows around a closed path (default: detected, first camera ~ last camera)")
+
+
+def view_plan(args):
+    from ..pipeline.view_windows import DEFAULT, ViewPlan
+
+    extra = {k: getattr(args, k) for k in ("overlap", "anchors", "loop") if getattr(args, k) is not None}
+    return ViewPlan.parse(args.group_mode or DEFAULT, group_size=args.group, **extra)
 
 
 def add_camera_args(p):

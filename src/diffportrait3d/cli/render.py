@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_camera_args, add_model_args, add_sampling_args
+from .common import add_camera_args, add_model_args, add_sampling_args, view_plan
 
 
 def add_parser(sub, name):
@@ -53,6 +53,7 @@ def run(args):
     from ..media import open_rgb
     from ..pipeline.loading import load_pipeline
 
+    plan = view_plan(args)  # bad options fail before the model loads
     refs = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
     pipe = load_pipeline(args.model, args.device, args.dtype)
     size = pipe.image_size
@@ -64,6 +65,6 @@ def run(args):
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
     views = pipe(refs, conds, num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta,
                  proxy_images=None if proxies == "none" else proxies, condition_labels=labels, generator=gen,
-                 group_size=args.group).images
+                 group_size=args.group, views=plan).images
     out = write_views(args.output, views, refs, conds, args.fps)
     print(f"wrote {len(views)} views to {out}")
