@@ -10,7 +10,7 @@ from diffportrait3d.models.denoiser import guided_eps, shared_reference_bank
 from diffportrait3d.models.view_module import ViewTransformer
 from diffportrait3d.pipeline.build import preset_components
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
-from diffportrait3d.pipeline.view_windows import (ViewPlan, anchor_indices, freenoise, fuse, is_closed_path,
+from diffportrait3d.pipeline.view_windows import (ViewPlan, anchor_indices, freenoise, fuse, is_closed_path, mixed_noise,
                                                   shifted_windows, sliding_windows)
 
 
@@ -52,6 +52,15 @@ def test_freenoise_repeats_shuffles_of_the_first_group():
     assert all(tuple(v.flatten().tolist()) in first for v in out[8:])
     assert not torch.equal(out[8:16], noise[:8])  # shuffled, not repeated in order
     assert torch.equal(freenoise(noise[:6], 8), noise[:6])
+
+
+def test_mixed_noise_keeps_unit_variance_and_correlates_every_pair_of_views():
+    noise = torch.randn(16, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    m = mixed_noise(noise, 0.5).flatten(1)
+    corr = torch.corrcoef(m)[~torch.eye(16, dtype=bool)]
+    expected = 0.5 - 0.5 / 15  # the own parts (deviations from the mean) correlate by -1/(N-1)
+    assert abs(m.std().item() - 1) < 0.01 and abs(corr.mean().item() - expected) < 0.01 and corr.std().item() < 0.03
+    assert torch.equal(mixed_noise(noise[:1], 0.5), noise[:1])
 
 
 def test_closed_paths_are_detected_and_anchors_spread_over_them():

@@ -15,7 +15,8 @@ With `loop`, windows wrap around (view N-1 is next to view 0): closed paths (360
 forth). Two extras combine with any schedule: `anchors` (a few views spread over the path are
 rendered first and every view then attends to them as extra references, paper eq. 5) and
 `noise="freenoise"` (the noise of every later group is a fixed shuffle of the first group's, for
-the initial latent and for every DDIM step, FreeNoise's noise rescheduling).
+the initial latent and for every DDIM step, FreeNoise's noise rescheduling) or `noise="mixed"`
+(every view's noise shares a common part, PYoCo's mixed noise prior).
 """
 
 from dataclasses import dataclass, replace
@@ -27,7 +28,8 @@ import torch
 from ..errors import UserError
 
 METHODS = ("groups", "windows", "shifted")
-NOISES = ("independent", "freenoise")
+NOISES = ("independent", "freenoise", "mixed")
+MIXED_CORRELATION = 0.5  # noise correlation between any two views with noise="mixed"
 DEFAULT = "shifted"  # for paths longer than one group: the best of benchmarks/bench_orbits.py (README)
 
 
@@ -38,7 +40,7 @@ class ViewPlan:
     overlap: int | None = None   # windows: views shared by neighbouring windows (None: G // 4, at least 1)
     loop: bool | None = None     # wrap windows around; None: detect from the cameras (first ~ last)
     anchors: int = 0             # views rendered first and attended to by all (0: none)
-    noise: str = "independent"   # independent | freenoise
+    noise: str = "independent"   # independent | freenoise | mixed
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -58,15 +60,15 @@ class ViewPlan:
         for p in parts[1:]:
             if p == "anchors":
                 fields["anchors"] = fields.get("anchors") or 4
-            elif p == "freenoise":
-                fields["noise"] = "freenoise"
+            elif p in ("freenoise", "mixed"):
+                fields["noise"] = p
             else:
-                raise UserError(f"unknown view option {p!r} in {spec!r}: use anchors or freenoise")
+                raise UserError(f"unknown view option {p!r} in {spec!r}: use anchors, freenoise or mixed")
         return cls(method=parts[0] if parts else "", **fields)
 
     @property
     def name(self) -> str:
-        return "+".join([self.method] + (["freenoise"] if self.noise == "freenoise" else []) + (["anchors"] if self.anchors else []))
+        return "+".join([self.method] + ([self.noise] if self.noise != "independent" else []) + (["anchors"] if self.anchors else []))
 
     def windows(self, n: int, step: int = 0, loop: bool = False) -> list[list[int]]:
         """Windows of the `step`-th denoising step for n views."""
@@ -78,7 +80,9 @@ class ViewPlan:
         return sliding_windows(n, self.group_size, overlap, loop)
 
     def arrange_noise(self, noise: torch.Tensor) -> torch.Tensor:
-        return freenoise(noise, self.group_size) if self.noise == "freenoise" else noise
+        if self.noise == "freenoise":
+            return freenoise(noise, self.group_size)
+        return mixed_noise(noise, MIXED_CORRELATION) if self.noise == "mixed" else noise
 
 
 def plan_for(views, group_size: int, labels=None) -> tuple[ViewPlan, bool]:
@@ -159,6 +163,18 @@ def freenoise(noise: torch.Tensor, g: int, seed: int = 0) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     src = np.concatenate([np.arange(g)] + [rng.permutation(g) for _ in range(1, -(-n // g))])[:n]
     return noise[torch.as_tensor(src, device=noise.device)]
+
+
+def mixed_noise(noise: torch.Tensor, rho: float) -> torch.Tensor:
+    """PYoCo's mixed noise prior: sqrt(rho) * shared + sqrt(1 - rho) * own, per view still N(0, 1),
+    any two views correlated by rho - (1 - rho) / (N - 1). Both parts come from `noise` itself: its mean over the views
+    and the deviations from it are independent for i.i.d. Gaussians (so no extra random numbers)."""
+    n = noise.shape[0]
+    if n < 2:
+        return noise
+    mean = noise.mean(0, keepdim=True)
+    shared, own = mean * n**0.5, (noise - mean) * (n / (n - 1)) ** 0.5
+    return rho**0.5 * shared + (1 - rho) ** 0.5 * own
 
 
 def anchor_indices(n: int, k: int, loop: bool = False) -> list[int]:
