@@ -33,6 +33,8 @@ def view_plan(args):
     from ..pipeline.view_windows import DEFAULT, ViewPlan
 
     extra = {k: getattr(args, k) for k in ("overlap", "anchors", "loop") if getattr(args, k) is not None}
+    if args.group_mode is None and not extra:
+        return None  # the pipeline's default: DEFAULT beyond one group, the release within one
     return ViewPlan.parse(args.group_mode or DEFAULT, group_size=args.group, **extra)
 
 

@@ -130,9 +130,9 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if isinstance(proxy_images, str) and proxy_images == "auto":
             proxy_images = self.noise_proxies(refs[0], reference_label, condition_labels)
         proxies = images_to_tensor(proxy_images, size) if proxy_images is not None else None
-        plan, loop = plan_for(views, group_size, condition_labels)
-        self.check_inputs(refs, conds, proxies, plan.group_size, guidance_scale, eta)
         n = conds.shape[0]
+        plan, loop = plan_for(views, group_size, n, condition_labels)
+        self.check_inputs(refs, conds, proxies, plan.group_size, guidance_scale, eta)
         if plan.anchors and n > plan.group_size:  # paper eq. 5: sparse views first, then attended to by all
             refs = anchor_references(self, refs, conds, proxies, condition_labels, plan, loop, generator=generator,
                                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, eta=eta,

@@ -85,9 +85,12 @@ class ViewPlan:
         return mixed_noise(noise, MIXED_CORRELATION) if self.noise == "mixed" else noise
 
 
-def plan_for(views, group_size: int, labels=None) -> tuple[ViewPlan, bool]:
-    """The pipeline's `views` argument (None, a name like "shifted+anchors", or a ViewPlan) -> (plan, loop)."""
-    plan = views if isinstance(views, ViewPlan) else ViewPlan.parse(DEFAULT if views is None else views, group_size=group_size)
+def plan_for(views, group_size: int, n: int, labels=None) -> tuple[ViewPlan, bool]:
+    """The pipeline's `views` argument (None, a name like "shifted+anchors", or a ViewPlan) -> (plan, loop).
+    None is DEFAULT for more than one group of views and the release's single group otherwise."""
+    if views is None:
+        views = DEFAULT if n > group_size else "groups"
+    plan = views if isinstance(views, ViewPlan) else ViewPlan.parse(views, group_size=group_size)
     return plan, (is_closed_path(labels) if plan.loop is None else plan.loop)
 
 
