@@ -1,6 +1,6 @@
 """Long orbits: seam ratio, loop closure, flicker ratio and wall time of each view schedule, same run.
 
-    PYTHONPATH=src python benchmarks/bench_orbits.py [--model mini] [--seed 0] [--identities 2] [--steps 12]
+    PYTHONPATH=src python benchmarks/bench_orbits.py [--model mini] [--seed 0] [--identities 1] [--steps 8]
         [--views 32] [--group 8] [--methods groups,windows,...] [--threads 1] [--out bench_orbits_out]
 
 Held-out identities (seeds 900_500 + 10 * seed + i, never drawn by `dp3d synth`), a frontal reference
@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffportrait3d.conditions.cameras import camera_label, camera_labels
+from diffportrait3d.conditions.cameras import camera_label
 from diffportrait3d.conditions.head import Expression, Identity, build_scene, render_scene
 from diffportrait3d.conditions.sources import render_conditions
+from diffportrait3d.conditions.trajectories import make_trajectory
 from diffportrait3d.media import grid, image_to_tensor, save_image, tensor_to_pil
 from diffportrait3d.metrics.orbit import orbit_metrics
 from diffportrait3d.pipeline.loading import load_pipeline
@@ -35,10 +36,8 @@ METHODS = "groups,windows,shifted,shifted+mixed,windows+freenoise,shifted+anchor
 
 
 def paths(n: int) -> dict:
-    k = np.arange(n)
-    half = n // 2
-    return {"yaw orbit": (np.linspace(-40, 40, n), False),
-            "back-and-forth": (40 - 80 * np.abs(1 - k / half), True)}  # k=0: -40, k=n/2: 40, k=n-1: one step short of -40
+    return {"yaw orbit": (make_trajectory("-40:40", "0", n, "orbit"), False),
+            "back-and-forth": (make_trajectory("-40:40", "0", n, "bounce"), True)}  # ends one step short of its start
 
 
 def main():
@@ -60,8 +59,8 @@ def main():
     plans = [ViewPlan.parse(m, group_size=args.group) for m in args.methods.split(",")]
     ids = [900_500 + 10 * args.seed + i for i in range(args.identities)]
     rows, sheets = {}, {}
-    for pname, (yaws, closed) in paths(args.views).items():
-        labels = camera_labels(yaws, np.zeros(len(yaws)))
+    for pname, (traj, closed) in paths(args.views).items():
+        labels = traj.labels
         conds = render_conditions(labels, size, condition_seed=7)
         for i, ident in enumerate(ids):
             scene = build_scene(Identity.sample(ident), Expression())
