@@ -26,6 +26,8 @@ from .errors import UserError
 from .media import image_to_tensor
 from .metrics.report import Report, Row, write_report
 from .metrics.suite import PAPER_METRICS, compute_metrics
+from .pipeline.view_windows import DEFAULT, ViewPlan
+from .preflight import check_output_folder, check_range
 
 logger = logging.getLogger(__name__)
 SPLITS = ("recon", "novel")
@@ -71,10 +73,14 @@ def evaluate(cfg: EvalConfig) -> dict:
 
     if cfg.split not in SPLITS + ("both",):
         raise UserError(f"--split must be recon, novel or both, got {cfg.split!r}")
-    if cfg.pairs < 1:
-        raise UserError("--pairs must be at least 1")
+    for arg, value, lo, hi, integer in (("--pairs", cfg.pairs, 1, 100_000, True), ("--steps", cfg.steps, 1, 1000, True),
+                                        ("--guidance", cfg.guidance, 0, 100, False), ("--eta", cfg.eta, 0, 1, False),
+                                        ("--seed", cfg.seed, 0, None, True)):
+        check_range(arg, value, lo, hi, integer)
     if cfg.orbits < 0 or (cfg.orbits and cfg.orbit_views < 3):
         raise UserError("--orbits must be >= 0 and --orbit-views at least 3")
+    orbit_method = ViewPlan.parse(cfg.group_mode or DEFAULT, group_size=cfg.group).name  # a bad --group-mode fails now
+    check_output_folder(cfg.output)
     index = EG3DIndex(cfg.data)
     pipe = load_pipeline(cfg.model, cfg.device, cfg.dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -91,9 +97,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         figure_rows += [[refs[i], conds[i], gens[i], tgts[i]] for i in range(min(4, len(pairs)))]
     if cfg.orbits:
         from .evaluation_orbits import orbit_row
-        from .pipeline.view_windows import DEFAULT
 
-        rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", cfg.group_mode or DEFAULT))
+        rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", orbit_method))
     meta = {k: v for k, v in asdict(cfg).items() if k not in ("device", "dtype")}
     paths = write_report(out, Report(rows, meta=meta), figure_rows)
     return {"paths": paths, "rows": rows}

@@ -5,7 +5,8 @@ from .common import add_model_args
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="evaluate a model on an EG3D-layout dataset (the paper's table)",
-                       description="Writes OUT/report.json, OUT/report.md (paper layout) and OUT/figure.png. Metrics whose "
+                       description="Writes OUT/report.json, OUT/report.md (paper layout), OUT/figure.png and OUT/cache/ (other files in OUT "
+                                   "are kept). Metrics whose "
                                    "weights are missing (see dp3d fetch-weights) are reported as n/a with the reason.")
     add_model_args(p)
     p.add_argument("--data", required=True, help="EG3D-layout dataset folder (e.g. from dp3d synth)")

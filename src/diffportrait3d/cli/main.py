@@ -3,6 +3,7 @@
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from ..errors import UserError
@@ -21,8 +22,15 @@ COMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what was wrong, where help is) and exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dp3d", description="DiffPortrait3D: novel views of a portrait.")
+    parser = OneLineParser(prog="dp3d", description="DiffPortrait3D: novel views of a portrait.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
@@ -32,8 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed: return its status like any other
+        return e.code
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # diffusers' and transformers' own warnings (hub retries, "Defaulting to unsafe serialization") would
+        # precede and contradict our one-line errors; -v shows them
+        for name in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):  # read when they are first imported
+            os.environ.setdefault(name, "error")
     try:
         args.func(args)
     except UserError as e:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_camera_args, add_model_args, add_sampling_args, view_plan
+from .common import DEFAULT_VIEWS, add_camera_args, add_model_args, add_sampling_args, note_if_mini_on_photo, number, view_plan
 
 
 def add_parser(sub, name):
@@ -11,7 +11,8 @@ def add_parser(sub, name):
                        description="Render one view per camera. Cameras come from --yaw/--pitch/--views/--path, rendered "
                                    "as condition images by the built-in head renderer; or --conditions gives condition "
                                    "images (a portrait of anybody seen from each wanted camera) as a folder or a video. "
-                                   "OUT ending in .mp4 or .gif writes a video; otherwise a folder of PNGs and a contact sheet.")
+                                   "OUT ending in .mp4 or .gif writes a video (replacing a file of that name); otherwise a folder of "
+                                   "view_NNN.png and contact_sheet.png (other files in the folder are kept).")
     p.add_argument("references", nargs="+", help="reference portrait image(s) of the person")
     add_model_args(p)
     p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a video")
@@ -20,29 +21,50 @@ def add_parser(sub, name):
                                                    "and the cameras are known), none (Gaussian), or a folder of proxy images")
     p.add_argument("--crop", default="none", choices=["none", "auto"], help="auto: detect the face and frame it as in training")
     p.add_argument("-o", "--output", required=True, help="OUT.mp4, OUT.gif or a folder")
-    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--fps", type=number(1, 240), default=8, help="frames per second of a video OUT, 1..240")
     add_sampling_args(p)
     p.set_defaults(func=run)
 
 
 def write_views(out: str, views, references, conditions, fps: int = 8) -> Path:
-    """Video for .mp4/.gif, else a folder of numbered PNGs plus contact_sheet.png; atomic either way."""
-    from ..atomic import atomic_path
+    """Video for .mp4/.gif, else numbered PNGs plus contact_sheet.png in a folder; atomic per file."""
+    from ..atomic import atomic_folder
     from ..media import VIDEO_SUFFIXES, grid, save_video
 
     out = Path(out)
     if out.suffix.lower() in VIDEO_SUFFIXES:
         return save_video(views, out, fps=fps)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} exists and is not a folder")
     size = views[0].size
-    with atomic_path(out, suffix="") as tmp:
-        tmp.mkdir()
+    with atomic_folder(out) as tmp:
         for i, im in enumerate(views):
             im.save(tmp / f"view_{i:03d}.png")
         rows = [[r.resize(size) for r in references], [c.resize(size) for c in conditions], views]
         grid(rows).save(tmp / "contact_sheet.png")
     return out
+
+
+def check_output(out: str) -> Path:
+    from ..media import VIDEO_SUFFIXES
+    from ..preflight import check_output_file, check_output_folder
+
+    return (check_output_file if Path(out).suffix.lower() in VIDEO_SUFFIXES else check_output_folder)(out)
+
+
+def check_sources(conditions: str, proxy: str, views: int | None) -> None:
+    """Condition and proxy sources exist, and --views fits them (instead of being capped silently)."""
+    from ..media import VIDEO_SUFFIXES, read_video_frames
+
+    for arg, value, keywords in (("--conditions", conditions, ("render",)), ("--proxy", proxy, ("auto", "none"))):
+        if value not in keywords and not Path(value).exists():
+            raise UserError(f"{arg} {value}: not found; pass {' or '.join(keywords)}, a folder of images or a video")
+    source = Path(conditions)
+    if views is None or conditions == "render":
+        return
+    if source.is_dir():
+        raise UserError(f"--views {views}: every image of the condition folder {source} is used (one view each); "
+                        "drop --views, or pass a folder holding the views you want")
+    if source.suffix.lower() in VIDEO_SUFFIXES and views > (n := len(read_video_frames(source))):
+        raise UserError(f"--views {views}: the condition video {source} has only {n} frames; pass --views {n} or fewer")
 
 
 def run(args):
@@ -53,12 +75,15 @@ def run(args):
     from ..media import open_rgb
     from ..pipeline.loading import load_pipeline
 
+    check_output(args.output)
+    check_sources(args.conditions, args.proxy, args.views)
     plan = view_plan(args)  # bad options fail before the model loads
     refs = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
+    note_if_mini_on_photo(args.model, args.references)
     pipe = load_pipeline(args.model, args.device, args.dtype)
     size = pipe.image_size
-    conds, labels = load_conditions(args.conditions, args.views, size, yaw=args.yaw, pitch=args.pitch, path=args.path,
-                                    condition_seed=args.condition_seed)
+    conds, labels = load_conditions(args.conditions, args.views or DEFAULT_VIEWS, size, yaw=args.yaw, pitch=args.pitch,
+                                    path=args.path, condition_seed=args.condition_seed)
     proxies = args.proxy
     if proxies not in ("auto", "none"):
         proxies, _ = load_conditions(proxies, len(conds), size)

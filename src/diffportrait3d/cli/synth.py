@@ -13,12 +13,15 @@ def add_parser(subparsers, name):
     p.add_argument("--res", type=int, default=64, help="image size in pixels (default 64)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--rig", action="store_true", help="use the same cameras for every subject (an aligned rig)")
+    p.add_argument("--conditions", type=int, default=0, metavar="K",
+                   help="also render K view-condition images per view (other identities at the same camera) "
+                        "under OUT/conditions/, read by training with condition_source=folder (default 0)")
     p.add_argument("--workers", type=int, default=1, help="processes to render with (default 1)")
     p.set_defaults(func=run)
 
 
 def run(args):
     cfg = SynthConfig(subjects=args.subjects, frames=args.frames, views=args.views, res=args.res,
-                      seed=args.seed, rig=args.rig, workers=args.workers)
+                      seed=args.seed, rig=args.rig, conditions=args.conditions, workers=args.workers)
     path = synth(args.out, cfg)
     print(f"wrote {cfg.subjects * cfg.frames * cfg.views} views of {cfg.subjects} subjects: {path}")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..errors import UserError
 
-FACE_BOX_FRACTION = 0.57  # Haar box width / image width in our renders at the default camera
+FACE_BOX_FRACTION = 0.74  # Haar box width / image width in our renders at the default camera
 FACE_BOX_SCALE = 1 / FACE_BOX_FRACTION  # crop side = this x box width
 FACE_BOX_CENTRE = (0.5, 0.5)  # where the box centre lands in the crop (x, y), fractions of the side
 CROP_MODES = ("auto", "none")

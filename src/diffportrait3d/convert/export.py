@@ -1,11 +1,12 @@
 """Write a converted checkpoint as a model folder, taking what the file lacks from an SD1.5 base."""
 
 import logging
+from pathlib import Path
 
-
-from ..atomic import atomic_path
+from ..atomic import atomic_folder
 from ..errors import UserError
 from ..pipeline.loading import DTYPES
+from ..preflight import check_output_folder
 from .official import build_components, load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def convert_to_folder(checkpoint, output, base=None, original_config=None, dtype
     from ..models.prompt_embedding import PromptEmbedding
     from ..pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
 
+    # the model folder takes about the checkpoint's size (half of it in fp16/bf16)
+    size = Path(checkpoint).stat().st_size if Path(checkpoint).is_file() else 0
+    check_output_folder(output, need_bytes=size // (1 if dtype == "fp32" else 2))
     sd = load_checkpoint(checkpoint)
     nets, cfg, report, text_sd = build_components(sd, original_config)
     del sd  # the converted modules now own the weights
@@ -49,7 +53,7 @@ def convert_to_folder(checkpoint, output, base=None, original_config=None, dtype
     sched = DDIMScheduler(**dict(SCHEDULER, **cfg["schedule"]))
     pipe = DiffPortrait3DPipeline(prompt_embedding=PromptEmbedding.from_tensor(embeds), scheduler=sched, **nets)
     pipe.to(dtype=DTYPES[dtype])
-    with atomic_path(output, suffix="") as tmp:
+    with atomic_folder(output) as tmp:
         pipe.save_pretrained(tmp)
         (tmp / "conversion_report.txt").write_text(report.summary() + "\n")
     for note in report.notes:

@@ -7,17 +7,22 @@
   reference, and a condition per target. Stage 3 (view consistency).
 
 Condition sources: "render" draws a random identity and renders it at the target camera with the
-procedural head; "rig" takes another subject's image at the same camera (datasets captured with
-aligned rigs; falls back to "render" for a camera no other subject has); "none" omits it.
+procedural head; "folder" reads one of the images rendered ahead of time for that view, ROOT/
+conditions/<view path without .png>_<k>.png (`dp3d synth --conditions K`, or a 3D GAN's renders as
+the paper uses; falls back to "render" for a view that has none); "rig" takes another subject's
+image at the same camera (datasets captured with aligned rigs; falls back to "render" for a camera
+no other subject has); "none" omits it.
 
 Unreadable images are skipped with a warning and counted (`bad_files`), and the item is resampled
 deterministically, so an epoch never crashes halfway. Every random choice comes from
 (seed, epoch, index), so an item is reproducible; call `set_epoch` to vary them per epoch.
-Images are float tensors (3, res, res) in [-1, 1]; labels float tensors (25,).
+Images are float tensors (3, res, res) in [-1, 1]; labels float tensors (25,); `*_view(s)` are the
+views' positions in the index (for training/latent_cache.py).
 Note that with DataLoader workers each worker process keeps its own `bad_files`.
 """
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +35,7 @@ from ..media import image_to_tensor
 from .eg3d_index import EG3DIndex
 
 logger = logging.getLogger(__name__)
-CONDITION_SOURCES = ("render", "rig", "none")
+CONDITION_SOURCES = ("render", "folder", "rig", "none")
 MAX_TRIES = 20
 
 
@@ -44,6 +49,7 @@ class _EG3DBase(Dataset):
         self.epoch = 0
         self.bad: set[str] = set()
         self.rig_fallbacks = 0
+        self.prerendered = _prerendered(self.index.root / "conditions") if condition_source == "folder" else {}
 
     @property
     def bad_files(self) -> int:
@@ -71,6 +77,14 @@ class _EG3DBase(Dataset):
 
     def _condition(self, v: int, rng: np.random.Generator) -> torch.Tensor | None:
         """A different identity at view v's camera, or None when it cannot be had (retry)."""
+        if self.condition_source == "folder":
+            paths = self.prerendered.get(self.index.views[v].rel[: -len(Path(self.index.views[v].rel).suffix)], [])
+            if paths:
+                with Image.open(paths[int(rng.integers(len(paths)))]) as img:
+                    return image_to_tensor(img.convert("RGB"), self.res)
+            if self.rig_fallbacks == 0:
+                logger.warning("no pre-rendered condition for %s: rendering it instead", self.index.views[v].rel)
+            self.rig_fallbacks += 1
         if self.condition_source == "rig":
             others = self.index.same_camera(v, self.rig_tolerance)
             for o in rng.permutation(others)[:MAX_TRIES]:
@@ -86,6 +100,14 @@ class _EG3DBase(Dataset):
 
     def _label(self, v: int) -> torch.Tensor:
         return torch.tensor(self.index.views[v].label, dtype=torch.float32)
+
+
+def _prerendered(folder: Path) -> dict[str, list[Path]]:
+    """view path without extension -> its pre-rendered condition images (folder/<path>_<k>.png)."""
+    out: dict[str, list[Path]] = {}
+    for p in sorted(folder.rglob("*_*.png")) if folder.is_dir() else []:
+        out.setdefault(p.relative_to(folder).as_posix().rsplit("_", 1)[0], []).append(p)
+    return out
 
 
 class PairDataset(_EG3DBase):
@@ -110,7 +132,7 @@ class PairDataset(_EG3DBase):
             target, reference = self._image(t), self._image(r)
             if target is None or reference is None:
                 continue
-            item = {"reference": reference, "target": target, "reference_label": self._label(r),
+            item = {"reference": reference, "target": target, "reference_view": r, "target_view": t, "reference_label": self._label(r),
                     "target_label": self._label(t), "subject": self.index.views[t].subject, "frame": self.index.views[t].frame}
             if self.condition_source != "none":
                 item["condition"] = self._condition(t, rng)
@@ -149,6 +171,7 @@ class ViewGroupDataset(_EG3DBase):
             if any(x is None for x in images):
                 continue
             item = {"reference": images[-1], "targets": torch.stack(images[:-1]),
+                    "reference_view": ref, "target_views": torch.tensor(targets),
                     "reference_label": self._label(ref), "target_labels": torch.stack([self._label(v) for v in targets]),
                     "subject": key[0], "frame": key[1]}
             if self.condition_source != "none":

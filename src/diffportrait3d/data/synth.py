@@ -5,16 +5,18 @@ OUT/
   subjects.json   per subject: identity seed and parameters; per frame: expression and light
   synth.json      the settings, so a re-run can check it is resuming the same dataset
   subject0000/frame00/cam00.png ...
+  conditions/subject0000/frame00/cam00_0.png ...   (with --conditions K: K view-condition images per
+                  view, a different random identity and expression at the same camera, so training
+                  reads them instead of rendering them at every step; the "folder" condition source)
 
-Resumable: each subject is rendered into a temporary folder and renamed into place when done,
-so a finished subject folder is complete; re-running skips those. dataset.json and
-subjects.json are written (atomically) at the end, listing every subject.
+Resumable: each subject's images are written atomically, then its labels.json, which marks it
+complete; re-running skips complete subjects. dataset.json and subjects.json are written
+(atomically) at the end, listing every subject. Other files in OUT are left alone.
 """
 
 import json
 import logging
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,10 +25,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import atomic_path
+from ..atomic import atomic_folder, atomic_path, remove_partials
 from ..conditions.cameras import RADIUS, camera_label
 from ..conditions.head import Expression, Identity, build_scene, render_scene
 from ..errors import UserError
+from ..preflight import check_output_folder, check_range
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class SynthConfig:
     yaw_range: float = 60.0  # most cameras within +-yaw_range ...
     yaw_wide: float = 0.15  # ... and this share out to +-90 (profiles)
     pitch_std: float = 8.0  # pitch ~ N(0, pitch_std) clipped to +-20
+    conditions: int = 0  # cross-identity condition renders per view, under conditions/ (0: none)
     workers: int = 1
 
 
@@ -69,13 +73,29 @@ def subject_plan(cfg: SynthConfig, i: int) -> dict:
     return {"name": f"subject{i:04d}", "identity_seed": identity_seed, "frames": frames}
 
 
+def render_conditions(cfg: SynthConfig, out: Path, plan: dict, i: int) -> None:
+    """out/conditions/subjectXXXX: cfg.conditions other identities at each of the subject's cameras."""
+    with atomic_folder(out / "conditions" / plan["name"]) as tmp:
+        for f, frame in enumerate(plan["frames"]):
+            (tmp / f"frame{f:02d}").mkdir(parents=True)
+            for c, (yaw, pitch) in enumerate(frame["cameras"]):
+                label = camera_label(yaw, pitch, RADIUS)
+                for k in range(cfg.conditions):
+                    seed = int(np.random.default_rng([cfg.seed, i, f, c, k, 0xC0]).integers(2**31))
+                    scene = build_scene(Identity.sample(seed), Expression.sample(seed))
+                    render_scene(scene, label, cfg.res).pil().save(tmp / f"frame{f:02d}" / f"cam{c:02d}_{k}.png")
+
+
 def render_subject(cfg: SynthConfig, out: Path, i: int) -> dict:
-    """Render one subject into out/subjectXXXX atomically; returns its plan with labels."""
+    """Render one subject into out/subjectXXXX, labels.json last (its conditions first, when asked
+    for); returns its plan with labels."""
     plan = subject_plan(cfg, i)
     identity = Identity.sample(plan["identity_seed"])
     plan["identity"] = identity.to_dict()
+    if cfg.conditions:
+        render_conditions(cfg, out, plan, i)
     labels = []
-    with atomic_path(out / plan["name"], suffix="") as tmp:
+    with atomic_folder(out / plan["name"]) as tmp:
         for f, frame in enumerate(plan["frames"]):
             scene = build_scene(identity, Expression(**frame["expression"]))
             (tmp / f"frame{f:02d}").mkdir(parents=True)
@@ -85,7 +105,8 @@ def render_subject(cfg: SynthConfig, out: Path, i: int) -> dict:
                 img = render_scene(scene, label, cfg.res, light=tuple(frame["light"])).pil()
                 img.save(tmp / f"frame{f:02d}" / f"cam{c:02d}.png")
                 labels.append([rel, [float(v) for v in label]])
-        (tmp / "labels.json").write_text(json.dumps(labels))
+    with atomic_path(out / plan["name"] / "labels.json") as tmp:
+        tmp.write_text(json.dumps(labels))
     return plan
 
 
@@ -96,25 +117,29 @@ def _worker(args):
 
 def synth(out: str | os.PathLike, cfg: SynthConfig, progress: bool = True) -> Path:
     """Write (or finish writing) a synthetic dataset; returns the path of its dataset.json."""
-    out = Path(out)
-    if cfg.subjects < 1 or cfg.frames < 1 or cfg.views < 1:
-        raise UserError("--subjects, --frames and --views must all be at least 1")
-    if not 16 <= cfg.res <= 1024:
-        raise UserError(f"--res must be within 16..1024, got {cfg.res}")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder")
+    for arg, value, lo, hi in (("--subjects", cfg.subjects, 1, None), ("--frames", cfg.frames, 1, None),
+                               ("--views", cfg.views, 1, None), ("--res", cfg.res, 16, 1024), ("--seed", cfg.seed, 0, None),
+                               ("--workers", cfg.workers, 1, 256), ("--conditions", cfg.conditions, 0, None)):
+        check_range(arg, value, lo, hi, integer=True)
+    # about one byte per pixel of PNG: a cheap estimate that stops --subjects 10**9 before it starts
+    out = check_output_folder(out, "OUT", need_bytes=cfg.subjects * cfg.frames * cfg.views * (1 + cfg.conditions) * cfg.res**2)
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("subjects", "workers")}
     meta = out / "synth.json"
     if meta.exists():
-        old = json.loads(meta.read_text())
-        if old != settings:
+        try:
+            old = json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{meta} is not a `dp3d synth` settings file; use a new folder") from None
+        old = {k: v for k, v in {**asdict(SynthConfig()), **old}.items() if k in settings}
+        if old != settings:  # (fields added since the dataset was made count with their defaults)
             raise UserError(f"{out} holds a dataset made with other settings ({old}); use a new folder")
     else:
         with atomic_path(meta) as tmp:
             tmp.write_text(json.dumps(settings, indent=1))
-    for stale in out.glob(".subject*.part*"):  # left by a run that was killed mid-subject
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_partials(out)  # left by a run that was killed mid-subject
+    if (out / "conditions").is_dir():
+        remove_partials(out / "conditions")
     todo = [i for i in range(cfg.subjects) if not (out / f"subject{i:04d}" / "labels.json").exists()]
     if len(todo) < cfg.subjects:
         logger.info("resuming: %d of %d subjects already rendered", cfg.subjects - len(todo), cfg.subjects)
@@ -137,6 +162,11 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, progress: bool = True) -> Pa
         torch.set_num_threads(threads)
         bar.close()
     return _write_index(out, cfg)
+
+
+def made_by_synth(image: str | os.PathLike) -> bool:
+    """Whether an image lies in a dataset folder `synth` wrote (subject/frame/cam.png under synth.json)."""
+    return any((p / "synth.json").is_file() for p in Path(image).absolute().parents[:3])
 
 
 def _write_index(out: Path, cfg: SynthConfig) -> Path:

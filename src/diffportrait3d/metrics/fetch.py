@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from ..preflight import check_output_folder
 from .weights import REGISTRY, sha256_file, verify
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ def fetch(weights_dir: str | Path, keys=None, force: bool = False, progress: boo
     unknown = [k for k in keys if k not in REGISTRY]
     if unknown:
         raise UserError(f"unknown weight file(s) {unknown}; known: {', '.join(REGISTRY)}")
+    check_output_folder(weights_dir, "DIR")
     done = []
     for key in keys:
         w = REGISTRY[key]

@@ -43,7 +43,8 @@ def ddim_schedule(alphas_cumprod: torch.Tensor, num_steps: int, eta: float = 0.0
     a_prev = np.array([ac[0]] + ac[ts[:-1]].tolist())
     a64 = a.double().numpy()
     sigmas = eta * np.sqrt((1 - a_prev) / (1 - a64) * (1 - a64 / a_prev))
-    flip = lambda x: torch.as_tensor(np.ascontiguousarray(np.asarray(x)[::-1]))  # noqa: E731  ascending -> run order
+    # copy: ascontiguousarray keeps the negative stride of a 1-element array (1 step), which torch rejects
+    flip = lambda x: torch.as_tensor(np.asarray(x)[::-1].copy())  # noqa: E731  ascending -> run order
     return DDIMSchedule(
         timesteps=flip(ts).long(),
         alphas=flip(a.numpy()).float(),

@@ -1,7 +1,7 @@
 """DiffPortrait3DPipeline: novel views of a portrait from reference image(s) and per-view
 condition images (a portrait of any identity seen from each wanted camera).
 
-    >>> pipe = DiffPortrait3DPipeline.from_pretrained("path/to/model")
+    >>> pipe = DiffPortrait3DPipeline.from_pretrained("mini")  # or a model folder, or a hub id
     >>> views = pipe("me.jpg", condition_images=[...16 images...], generator=torch.Generator().manual_seed(0)).images
 """
 
@@ -46,6 +46,14 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             if m is not None:
                 m.eval()  # freshly built modules start in training mode, which changes the VAE's numbers
         self.install_processors()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """As diffusers', plus the names `dp3d --model` takes ("mini": the shipped miniature model), and
+        a one-line UserError naming the missing file when a local model folder is incomplete."""
+        from .loading import resolve_model
+
+        return super().from_pretrained(resolve_model(pretrained_model_name_or_path), **kwargs)
 
     def install_processors(self):
         """(Re)install reference processors and view-module hooks; call after anything that resets
@@ -104,7 +112,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def __call__(self, reference_images, condition_images, num_inference_steps: int = 50, guidance_scale: float = 3.0,
-                 eta: float = 0.5, proxy_images=None, generator: torch.Generator | None = None, output_type: str = "pil",
+                 eta: float = 0.5, proxy_images="auto", generator: torch.Generator | None = None, output_type: str = "pil",
                  group_size: int = 8, mode: str = "fast", batch_cfg: bool = True, sample_posterior: bool = False,
                  latents: torch.Tensor | None = None, step_noise=None, control_scale: float = 1.0, callback=None,
                  condition_labels=None, reference_label=None, views=None, return_dict: bool = True):
@@ -112,9 +120,10 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
 
         reference_images: image / path / list of them / (R,3,H,W) tensor in [-1,1]; all references
             are seen by every view. condition_images: list or (N,3,H,W) tensor, one per view.
-        proxy_images: per-view proxy renders for the 3D-aware initial noise, or "auto": made by the
-            model's noise_model from the first reference, `reference_label` (its EG3D camera, default
-            frontal) and `condition_labels` (one EG3D camera per view); without either, Gaussian noise.
+        proxy_images: per-view proxy renders for the 3D-aware initial noise; None for Gaussian noise;
+            "auto" (default, as `dp3d render`): made by the model's noise_model from the first
+            reference, `reference_label` (its EG3D camera, default frontal) and `condition_labels`
+            (one EG3D camera per view); Gaussian noise when the model has no noise model or no labels.
         latents: optional initial latent x_T (N,4,h,w); step_noise: optional (steps, N, 4, h, w)
             recorded DDIM noise (replays a run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
         views: which views are denoised together (view_windows.ViewPlan or its name, e.g. "groups"

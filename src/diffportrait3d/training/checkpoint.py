@@ -1,30 +1,34 @@
 """Training checkpoints: complete (trained weights, optimiser, lr schedule, EMA, RNG, step,
-config), atomic (a folder renamed into place), loadable with weights_only=True, keep-last-N."""
+config), atomic per file with meta.json written last, loadable with weights_only=True, keep-last-N."""
 
+import contextlib
 import json
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..atomic import atomic_path
+from ..atomic import atomic_folder, atomic_path
 from ..errors import UserError
 
 PREFIX = "step-"
+FILES = ("meta.json", "trainable.safetensors", "state.pt")  # all a checkpoint holds (meta.json: written last, removed first)
 
 
 def save_checkpoint(root: Path, step: int, module, optimizer, scheduler, ema=None, config: dict | None = None, keep_last: int = 3) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
-    with atomic_path(final, suffix="") as tmp:
-        tmp.mkdir()
+    with atomic_folder(final) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}, tmp / "trainable.safetensors")
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "ema": ema.state_dict() if ema is not None else None, "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
-        (tmp / "meta.json").write_text(json.dumps({"step": step, "config": config or {}}, indent=1))
+    with atomic_path(final / "meta.json") as tmp:  # list_checkpoints counts only folders with meta.json
+        tmp.write_text(json.dumps({"step": step, "config": config or {}}, indent=1))
     for old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        for name in FILES:  # only ours: other files someone put there stay, and so does the folder
+            (old / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            old.rmdir()
     return final
 
 

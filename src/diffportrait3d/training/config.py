@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..preflight import check_range
 
 STAGES = ("vae", "base", "reference", "view", "consistency", "noise3d")
+# field -> (lowest, highest, whole number); None: unbounded
+RANGES = dict(max_steps=(1, None, True), batch_size=(1, None, True), grad_accum=(1, None, True), views=(1, 32, True),
+              lr=(0, 1, False), warmup_steps=(0, None, True), weight_decay=(0, None, False), max_grad_norm=(0, None, False),
+              ema_decay=(0, 1, False), seed=(0, None, True), resolution=(0, 4096, True), save_every=(1, None, True),
+              keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True))
 
 
 @dataclass
@@ -35,15 +41,19 @@ class TrainConfig:
     sample_every: int = 500           # sample grid period (steps); 0 disables
     sample_steps: int = 20            # DDIM steps for sample grids
     log_every: int = 10
-    condition_source: str = "render"  # view/consistency stages: render | rig (see data/eg3d_dataset.py)
+    condition_source: str = "render"  # view/consistency stages: render | folder | rig (data/eg3d_dataset.py)
+    snr_gamma: float = 0.0            # Min-SNR loss weighting (e.g. 5); 0 = plain epsilon MSE
+    cache_latents: bool = True        # latent stages: encode every view once (training/latent_cache.py)
     weights: str = ""                 # folder with optional perceptual-loss weights (noise3d)
     extra: dict = field(default_factory=dict)  # stage-specific knobs (see training/stages.py)
 
     def validate(self) -> "TrainConfig":
         if self.stage not in STAGES:
             raise UserError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise UserError("max_steps, batch_size and grad_accum must be >= 1")
+        for name, (lo, hi, integer) in RANGES.items():
+            check_range(name, getattr(self, name), lo, hi, integer)
+        if self.lr == 0 or self.ema_decay == 1:
+            raise UserError("lr 0 or ema_decay 1 would never change the weights; use lr > 0 and ema_decay < 1")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise UserError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if not self.data:

@@ -17,6 +17,10 @@ class Mapped(Dataset):
     def set_epoch(self, epoch):
         self.inner.set_epoch(epoch)
 
+    @property
+    def index(self):
+        return self.inner.index
+
     def __getitem__(self, i):
         return self.fn(self.inner[i])
 
@@ -30,7 +34,7 @@ def build_dataset(cfg, stage) -> Dataset:
     res = cfg.resolution or stage.resolution
     kind = stage.batch_kind
     if kind == "images":  # vae, base: every view once per epoch
-        return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed), lambda it: {"image": it["target"]})
+        return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed), lambda it: {"image": it["target"], "view": it["target_view"]})
     if kind == "camera_pairs":  # noise3d
         return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed), tensors_only)
     if kind == "groups":  # consistency

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path
+from ..atomic import atomic_folder, atomic_path
 from ..errors import UserError
 from ..media import grid
 from .batches import batches
@@ -103,12 +103,12 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
 
 
 def export(stage, folder: Path, ema, params):
-    """The trained model folder (EMA weights when EMA is on), written atomically."""
+    """The trained model folder (EMA weights when EMA is on), written atomically per file."""
     if ema is not None:
         ema.store(params)
         ema.copy_to(params)
     try:
-        with atomic_path(folder, suffix="") as tmp:
+        with atomic_folder(folder) as tmp:
             stage.export(tmp)
     finally:
         if ema is not None:

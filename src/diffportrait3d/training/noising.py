@@ -17,3 +17,19 @@ class Noiser:
         noise = torch.randn(z0.shape, generator=generator).to(z0)
         a = self.alphas_cumprod[t].to(z0).view(-1, *[1] * (z0.ndim - 1))
         return a.sqrt() * z0 + (1 - a).sqrt() * noise, t.to(z0.device), noise
+
+
+def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-sample loss weights min(SNR, gamma) / SNR for epsilon prediction (Min-SNR, Hang et al.
+    2023): the easy low-noise timesteps stop dominating the gradient. gamma <= 0: all ones."""
+    if gamma <= 0:
+        return torch.ones(t.shape)
+    a = alphas_cumprod[t.cpu()].double()
+    snr = a / (1 - a)
+    return (snr.clamp(max=gamma) / snr).float()
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of weight x per-sample MSE (equals F.mse_loss when all weights are 1)."""
+    per_sample = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+    return (weights.to(per_sample) * per_sample).mean()

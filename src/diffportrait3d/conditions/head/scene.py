@@ -17,9 +17,9 @@ from .expression import Expression
 from .identity import Identity
 from .sdf import Field, Group, Prim, align_y, rotation
 
-# the identity's lengths are designed at this head size; scaling the whole head to 0.86 frames it
-# like an EG3D FFHQ crop at the default camera (face about half the image width)
-HEAD_SCALE = 0.86
+# the identity's lengths are designed at this head size; scaling the whole head to 1.15 frames it
+# like an EG3D render at the default camera (dlib face box about 0.6 of the width, as EG3D's 0.63)
+HEAD_SCALE = 1.15
 SKIN_K = 0.05  # blend radius of the skin parts (cheeks, nose, ears melt into the head)
 
 
@@ -81,6 +81,8 @@ def build_scene(identity: Identity, expression: Expression | None = None) -> Sce
               Group(eyes + brows + teeth + [torso] + _glasses(idt, eye_centers, idt.eye_size), k=0.0)]
     for p in {id(p): p for g in groups for p in g.prims + g.carvers}.values():  # shared carvers once
         _scale(p, HEAD_SCALE)
+    for g in groups:  # blend radii scale too, or the skin thins and the eyeballs show through closed lids
+        g.k *= HEAD_SCALE
     field = Field(groups)
     gaze = np.array([np.sin(ex.gaze_yaw) * np.cos(ex.gaze_pitch), np.sin(ex.gaze_pitch), np.cos(ex.gaze_yaw) * np.cos(ex.gaze_pitch)])
     ear_idx = tuple(i for i, p in enumerate(field.prims) if p.part == "ear")
@@ -144,7 +146,8 @@ def _eyes(idt: Identity, ex: Expression, z_eye: float, z_brow: float):
     """Eyeballs behind almond openings carved in the skin (closing = a thinner opening), and brows."""
     er, eye_y = idt.eye_size, idt.eye_height
     centers = np.array([(s * idt.eye_spacing, eye_y, z_eye - er * 1.05) for s in (-1, 1)])
-    eyes = [Prim(tuple(c), (er, er, er), "eye") for c in centers]
+    # a closed eye sinks its eyeball back: the lid over it is thinner than the ray-march tolerance
+    eyes = [Prim(tuple(c - [0, 0, 0.4 * er * ex.eyes_closed]), (er, er, er), "eye") for c in centers]
     height = er * 0.6 * (1 - ex.eyes_closed)
     # nearly closed: no opening at all (a slit thinner than a pixel only makes speckles)
     openings = [Prim((c[0], eye_y + 0.1 * er, z_eye + 0.15 * er), (er * 1.15, height, er * 0.9), "skin",

@@ -30,7 +30,7 @@ def build_stage(cfg):
             unet = UNet2DConditionModel(**preset["unet"])
             g = torch.Generator().manual_seed(cfg.seed)
             prompt = PromptEmbedding.from_tensor(torch.randn(1, preset["prompt_length"], unet.config.cross_attention_dim, generator=g))
-        return BaseUNetStage(unet, vae, prompt)
+        return BaseUNetStage(unet, vae, prompt, snr_gamma=cfg.snr_gamma)
     if cfg.stage == "noise3d":
         from .noise3d_stage import build_noise3d_stage
 
@@ -39,4 +39,5 @@ def build_stage(cfg):
     from .diffportrait3d import DiffPortrait3DStage
 
     pipe = load_pipeline(cfg.model, device="cpu")
-    return DiffPortrait3DStage(cfg.stage, pipe, views=cfg.views, gradient_checkpointing=cfg.gradient_checkpointing)
+    return DiffPortrait3DStage(cfg.stage, pipe, views=cfg.views, gradient_checkpointing=cfg.gradient_checkpointing,
+                               snr_gamma=cfg.snr_gamma)

@@ -12,6 +12,7 @@ class Stage:
     name = ""
     batch_kind = "pairs"  # images | pairs | groups | camera_pairs
     resolution = 64       # image side the dataset is read at
+    latents = None        # a LatentCache, attached by training/latent_cache.py for stages with a `latent_vae`
 
     def trainable(self) -> torch.nn.Module:
         """The module holding every trained parameter (wrapped by accelerate)."""

@@ -6,12 +6,13 @@ on VAE latents; its text condition is one fixed embedding, stored as the model's
 Their output is a base folder (vae/, unet/, prompt_embedding/) that `dp3d init --base` accepts.
 """
 
+from collections import deque
+
 import torch
-import torch.nn.functional as F
 
 from ...media import tensor_to_pil
 from ..noise3d import SSIMLoss
-from ..noising import Noiser
+from ..noising import Noiser, min_snr_weights, weighted_mse
 from .base import Stage, freeze
 
 
@@ -22,12 +23,14 @@ class VAEStage(Stage):
         self.vae, self.kl_weight, self.ssim_weight = vae, kl_weight, ssim_weight
         self.resolution = vae.config.sample_size
         self.ssim = SSIMLoss()
+        self.recent = deque(maxlen=32)  # the last batches seen, to measure the latent scale at export
         vae.train().requires_grad_(True)
 
     def trainable(self):
         return self.vae
 
     def loss(self, batch, generator):
+        self.recent.append(batch["image"])
         x = batch["image"].to(self.vae.device)
         dist = self.vae.encode(x).latent_dist
         z = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=generator).to(x)
@@ -44,15 +47,25 @@ class VAEStage(Stage):
         rec = self.vae.decode(self.vae.encode(x).latent_dist.mean).sample
         return [[tensor_to_pil(a) for a in x], [tensor_to_pil(a) for a in rec]]
 
+    @torch.no_grad()
+    def latent_scale(self) -> float:
+        """1 / std of the latents of recent training images: SD1.5's 0.18215 was chosen this way for
+        its own VAE, so that the diffusion schedule sees unit-variance latents."""
+        z = torch.cat([self.vae.encode(x.to(self.vae.device, self.vae.dtype)).latent_dist.mean.float() for x in self.recent])
+        return float(1 / z.std())
+
     def export(self, folder):
+        if self.recent:
+            self.vae.register_to_config(scaling_factor=self.latent_scale())
         self.vae.save_pretrained(folder / "vae")
 
 
 class BaseUNetStage(Stage):
     name, batch_kind = "base", "images"
 
-    def __init__(self, unet, vae, prompt_embedding):
-        self.unet, self.vae, self.prompt = unet, vae, prompt_embedding
+    def __init__(self, unet, vae, prompt_embedding, snr_gamma: float = 0.0):
+        self.unet, self.vae, self.prompt, self.snr_gamma = unet, vae, prompt_embedding, snr_gamma
+        self.latent_vae = vae
         freeze(vae, prompt_embedding)
         unet.train().requires_grad_(True)
         self.noiser = Noiser()
@@ -65,12 +78,15 @@ class BaseUNetStage(Stage):
         return [self.vae, self.prompt]
 
     def loss(self, batch, generator):
-        with torch.no_grad():
-            x = batch["image"].to(self.vae.device)
-            z0 = self.vae.encode(x).latent_dist.sample(generator) * self.vae.config.scaling_factor
+        if self.latents is not None:
+            z0 = self.latents.sample(batch["view"], generator).to(self.vae.device)
+        else:
+            with torch.no_grad():
+                x = batch["image"].to(self.vae.device)
+                z0 = self.vae.encode(x).latent_dist.sample(generator) * self.vae.config.scaling_factor
         x_t, t, noise = self.noiser(z0, generator)
         eps = self.unet(x_t, t, encoder_hidden_states=self.prompt(x_t.shape[0]).to(x_t)).sample
-        loss = F.mse_loss(eps.float(), noise.float())
+        loss = weighted_mse(eps, noise, min_snr_weights(self.noiser.alphas_cumprod, t, self.snr_gamma))
         return loss, {"loss": loss.item()}
 
     @torch.no_grad()

@@ -7,12 +7,11 @@
 """
 
 import torch
-import torch.nn.functional as F
 
 from ...media import tensor_to_pil
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
 from ...models.reference_attention import ReferenceState
-from ..noising import Noiser
+from ..noising import Noiser, min_snr_weights, weighted_mse
 from .base import Stage, freeze
 
 
@@ -33,8 +32,9 @@ def reference_unet_unused(unet) -> list[str]:
 
 
 class DiffPortrait3DStage(Stage):
-    def __init__(self, name: str, pipe, views: int = 8, gradient_checkpointing: bool = False):
-        self.name, self.pipe = name, pipe
+    def __init__(self, name: str, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0):
+        self.name, self.pipe, self.snr_gamma = name, pipe, snr_gamma
+        self.latent_vae = pipe.vae
         self.views = views if name == "consistency" else 1
         self.batch_kind = "groups" if name == "consistency" else "pairs"
         self.noiser = Noiser(pipe.alphas_cumprod)
@@ -62,8 +62,10 @@ class DiffPortrait3DStage(Stage):
         return self.pipe.view_modules.group(self.views)
 
     @torch.no_grad()
-    def _latents(self, images, generator):
+    def _latents(self, images, views, generator):
         vae = self.pipe.vae
+        if self.latents is not None:
+            return self.latents.sample(views, generator).flatten(0, views.ndim - 1).to(vae.device, vae.dtype)
         dist = vae.encode(images.to(vae.device, vae.dtype)).latent_dist
         return dist.sample(generator) * vae.config.scaling_factor
 
@@ -77,8 +79,8 @@ class DiffPortrait3DStage(Stage):
     def loss(self, batch, generator):
         nets, v = self.pipe.networks, self.views
         ref, target, cond = self._flatten(batch)
-        z_ref = self._latents(ref, generator)
-        z0 = self._latents(target, generator)
+        z_ref = self._latents(ref, batch.get("reference_view"), generator)
+        z0 = self._latents(target, batch.get("target_views" if self.name == "consistency" else "target_view"), generator)
         x_t, t, noise = self.noiser(z0, generator, group=v)
         ctx = self.pipe.prompt_embedding(x_t.shape[0]).to(x_t)
         with torch.set_grad_enabled(self.name == "reference"):
@@ -90,7 +92,7 @@ class DiffPortrait3DStage(Stage):
             with torch.set_grad_enabled(self.name == "view"):
                 res = control_residuals(nets, x_t, t, ctx, cond.to(x_t))
         eps = backbone_eps(nets, x_t, t, ctx, v, ReferenceState("read", bank, x_t.shape[0]), res)
-        loss = F.mse_loss(eps.float(), noise.float())
+        loss = weighted_mse(eps, noise, min_snr_weights(self.noiser.alphas_cumprod, t, self.snr_gamma))
         return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
 
     @torch.no_grad()
