@@ -46,11 +46,20 @@ def test_render_video_and_folder(tiny_model_dir, files, capsys):
     assert not [p for p in files.iterdir() if ".part" in p.name]  # nothing half-written
 
 
+def test_render_with_overlapping_windows_anchors_and_a_loop(tiny_model_dir, files):
+    out = files / "loop"
+    assert main(["render", str(files / "ref.png"), "--model", str(tiny_model_dir), "--conditions", str(files / "conds"),
+                 "-o", str(out), "--steps", "2", "--group", "2", "--group-mode", "windows+anchors", "--anchors", "2", "--loop"]) == 0
+    assert len(list(out.glob("view_*.png"))) == 3
+
+
 @pytest.mark.parametrize("args, message", [
     (["render", "missing.png", "--conditions", "{conds}"], "file not found"),
     (["render", "{ref}", "--conditions", "{nowhere}"], "not found"),
     (["render", "{ref}", "--conditions", "{empty}"], "no images"),
     (["render", "{ref}", "--conditions", "{conds}", "--group", "40"], "1..32 views"),
+    (["render", "{ref}", "--conditions", "{conds}", "--group-mode", "sliding"], "view method must be one of"),
+    (["render", "{ref}", "--conditions", "{conds}", "--group-mode", "windows", "--overlap", "9"], "overlap must be in 0..7"),
     (["render", "{notimage}", "--conditions", "{conds}"], "not a readable image"),
 ])
 def test_render_bad_input_exits_2(tiny_model_dir, files, capsys, args, message):

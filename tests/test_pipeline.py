@@ -41,7 +41,7 @@ def test_groups_are_denoised_independently(tiny_pipe):
     conds = images(4, 1)
     kw = dict(num_inference_steps=2, output_type="latent", eta=0.0)
     x_t = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    both = tiny_pipe(images(1, 100), conds, group_size=2, latents=x_t, **kw).images
+    both = tiny_pipe(images(1, 100), conds, group_size=2, views="groups", latents=x_t, **kw).images
     first = tiny_pipe(images(1, 100), conds[:2], group_size=2, latents=x_t[:2], **kw).images
     assert (both[:2] - first).abs().max().item() <= 1e-5
 

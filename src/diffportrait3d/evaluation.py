@@ -26,6 +26,7 @@ from .errors import UserError
 from .media import image_to_tensor
 from .metrics.report import Report, Row, write_report
 from .metrics.suite import PAPER_METRICS, compute_metrics
+from .pipeline.view_windows import DEFAULT, ViewPlan
 from .preflight import check_output_folder, check_range
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class EvalConfig:
     proxy: str = "auto"        # auto (the model's noise model) | none
     weights: str | None = None  # LPIPS / DISTS / FID weights folder (dp3d fetch-weights)
     gallery: int = 8           # identities per retrieval gallery (miniature world)
+    orbits: int = 1            # closed orbits for seam ratio, loop closure, flicker ratio (0: none)
+    orbit_views: int = 16
+    group: int = 8             # views per group of the view modules
+    group_mode: str | None = None  # view schedule of the orbits (None: the pipeline's default)
     device: str = "auto"
     dtype: str = "fp32"
 
@@ -72,6 +77,9 @@ def evaluate(cfg: EvalConfig) -> dict:
                                         ("--guidance", cfg.guidance, 0, 100, False), ("--eta", cfg.eta, 0, 1, False),
                                         ("--seed", cfg.seed, 0, None, True)):
         check_range(arg, value, lo, hi, integer)
+    if cfg.orbits < 0 or (cfg.orbits and cfg.orbit_views < 3):
+        raise UserError("--orbits must be >= 0 and --orbit-views at least 3")
+    orbit_method = ViewPlan.parse(cfg.group_mode or DEFAULT, group_size=cfg.group).name  # a bad --group-mode fails now
     check_output_folder(cfg.output)
     index = EG3DIndex(cfg.data)
     pipe = load_pipeline(cfg.model, cfg.device, cfg.dtype)
@@ -89,6 +97,10 @@ def evaluate(cfg: EvalConfig) -> dict:
                                   focal=FOCAL * size, **extra)
         rows.append(Row(method=Path(cfg.model).name or cfg.model, split=split, results=results, pairs=len(pairs)))
         figure_rows += [[refs[i], conds[i], gens[i], tgts[i]] for i in range(min(4, len(pairs)))]
+    if cfg.orbits:
+        from .evaluation_orbits import orbit_row
+
+        rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", orbit_method))
     meta = {k: v for k, v in asdict(cfg).items() if k not in ("device", "dtype")}
     paths = write_report(out, Report(rows, meta=meta), figure_rows)
     return {"paths": paths, "rows": rows}

@@ -54,6 +54,28 @@ def add_sampling_args(p):
     p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic; exact mode)")
     add_seed_arg(p)
     p.add_argument("--group", type=number(1), default=8, help="views denoised together by the view modules (max 32)")
+    add_view_plan_args(p)
+
+
+def add_view_plan_args(p):
+    p.add_argument("--group-mode", default=None, dest="group_mode", metavar="MODE",
+                   help="how more views than one group are denoised: shifted (default: group boundaries move every "
+                        "other step, no seams, no extra cost), windows (overlapping windows, averaged), groups (the "
+                        "release: independent groups, exact); add +anchors and/or a noise, +freenoise or +mixed, e.g. "
+                        "windows+anchors (README: Long orbits)")
+    p.add_argument("--overlap", type=number(0), default=None, help="windows: views shared by neighbouring windows (default group/4)")
+    p.add_argument("--anchors", type=number(0), default=None, help="anchor views rendered first and attended to by all (default 4 with +anchors)")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="wrap the windows around a closed path (default: detected, first camera ~ last camera)")
+
+
+def view_plan(args):
+    from ..pipeline.view_windows import DEFAULT, ViewPlan
+
+    extra = {k: getattr(args, k) for k in ("overlap", "anchors", "loop") if getattr(args, k) is not None}
+    if args.group_mode is None and not extra:
+        return None  # the pipeline's default: DEFAULT beyond one group, the release within one
+    return ViewPlan.parse(args.group_mode or DEFAULT, group_size=args.group, **extra)
 
 
 def add_camera_args(p):

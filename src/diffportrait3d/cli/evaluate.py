@@ -17,6 +17,10 @@ def add_parser(sub, name):
     p.add_argument("--eta", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--proxy", default="auto", choices=["auto", "none"])
+    p.add_argument("--orbits", type=int, default=1, help="closed back-and-forth orbits for the orbit metrics (0: none)")
+    p.add_argument("--orbit-views", type=int, default=16, dest="orbit_views", help="views per orbit")
+    p.add_argument("--group", type=int, default=8, help="views denoised together by the view modules")
+    p.add_argument("--group-mode", default=None, dest="group_mode", metavar="MODE", help="view schedule of the orbits (see dp3d render)")
     p.add_argument("--weights", default=None, help="folder of metric weights (LPIPS/DISTS/FID)")
     p.add_argument("-o", "--output", required=True, help="report folder")
     p.set_defaults(func=run)
@@ -27,6 +31,7 @@ def run(args):
 
     cfg = EvalConfig(model=args.model, data=args.data, output=args.output, pairs=args.pairs, split=args.split, steps=args.steps,
                      guidance=args.guidance, eta=args.eta, seed=args.seed, proxy=args.proxy, weights=args.weights,
+                     orbits=args.orbits, orbit_views=args.orbit_views, group=args.group, group_mode=args.group_mode,
                      device=args.device, dtype=args.dtype)
     result = evaluate(cfg)
     print((result["paths"]["md"]).read_text())

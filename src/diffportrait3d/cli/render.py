@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from ..errors import UserError
-from .common import DEFAULT_VIEWS, add_camera_args, add_model_args, add_sampling_args, note_if_mini_on_photo, number
+from .common import DEFAULT_VIEWS, add_camera_args, add_model_args, add_sampling_args, note_if_mini_on_photo, number, view_plan
 
 
 def add_parser(sub, name):
@@ -79,6 +79,7 @@ def run(args):
 
     check_output(args.output)
     check_sources(args.conditions, args.proxy, args.views)
+    plan = view_plan(args)  # bad options fail before the model loads
     aligned = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
     refs = [a.image for a in aligned]
     note_if_mini_on_photo(args.model, args.references)
@@ -92,6 +93,6 @@ def run(args):
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
     views = pipe(refs, conds, num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta,
                  proxy_images=None if proxies == "none" else proxies, condition_labels=labels, generator=gen,
-                 reference_label=aligned[0].label, group_size=args.group, mode=args.mode).images
+                 reference_label=aligned[0].label, group_size=args.group, mode=args.mode, views=plan).images
     out = write_views(args.output, views, refs, conds, args.fps)
     print(f"wrote {len(views)} views to {out}")

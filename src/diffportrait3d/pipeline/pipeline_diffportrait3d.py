@@ -5,6 +5,7 @@ condition images (a portrait of any identity seen from each wanted camera).
     >>> views = pipe("me.jpg", condition_images=[...16 images...], generator=torch.Generator().manual_seed(0)).images
 """
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ from .modes import MODES, SamplingMode
 from .sampling import denoise
 from .schedule import alphas_cumprod_from_config, q_sample, use_release_schedule
 from .view_groups import ViewConditions, grouped_eps
+from .view_windows import anchor_references, fuse, plan_for
 
 NOISE3D_T = 999  # the 3D-aware start: the proxy latent taken by the forward process to t = 999
 
@@ -128,7 +130,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
                  eta: float = 0.5, proxy_images="auto", generator: torch.Generator | None = None, output_type: str = "pil",
                  group_size: int = 8, mode: str | SamplingMode = "exact", sample_posterior: bool = False,
                  latents: torch.Tensor | None = None, step_noise=None, control_scale: float = 1.0, callback=None,
-                 condition_labels=None, reference_label=None, return_dict: bool = True):
+                 condition_labels=None, reference_label=None, views=None, return_dict: bool = True):
         """Render one view per condition image.
 
         reference_images: image / path / list of them / (R,3,H,W) tensor in [-1,1]; all references
@@ -142,6 +144,9 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         num_inference_steps: None = the mode's default. eta: for schedulers that take it (DDIM).
         latents: optional initial latent x_T (N,C,h,w); step_noise: optional (steps, N, C, h, w)
             recorded noise (replays a DDIM run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
+        views: which views are denoised together (view_windows.ViewPlan or its name, e.g. "groups"
+            for the release's independent groups of `group_size`); None: view_windows.DEFAULT for
+            more views than one group. Closed paths are detected from `condition_labels`.
         """
         if output_type not in ("pil", "pt", "latent"):
             raise UserError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
@@ -158,6 +163,11 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             proxies = self.noise_proxies(refs[0], reference_label, condition_labels)
             proxies = images_to_tensor(proxies, size) if proxies is not None else None
         n = conds.shape[0]
+        plan, loop = plan_for(views, group_size, n, condition_labels)
+        if plan.anchors and n > plan.group_size:  # paper eq. 5: sparse views first, then attended to by all
+            refs = anchor_references(self, refs, conds, proxies, condition_labels, plan, loop, generator=generator,
+                                     num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta, mode=mode,
+                                     sample_posterior=sample_posterior, control_scale=control_scale, reference_label=reference_label)
         # 2. conditions
         cond = ViewConditions(context=self.prompt_embedding().to(device, dtype),
                               ref_latents=self.encode(refs.to(device), generator, sample_posterior).to(dtype),
@@ -169,7 +179,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         h = size // self.vae_scale_factor
         shape = (n, self.unet.config.in_channels, h, h)
         if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)  # CPU generators work on GPU too
+            latents = plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype))  # CPU generators work on GPU too
             if proxies is not None:
                 proxy_latents = self.encode(proxies.to(device), generator, sample_posterior).to(dtype)
                 latents = q_sample(proxy_latents, latents, self.alphas_cumprod, NOISE3D_T)
@@ -179,18 +189,24 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         latents = latents.to(device, dtype)
         if step_noise is not None:
             step_noise = step_noise.to(device, dtype)
+        elif plan.noise != "independent" and "variance_noise" in inspect.signature(scheduler.step).parameters:
+            # FreeNoise / mixed noise for the per-step noise too (schedulers that take it)
+            step_noise = torch.stack([plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype))
+                                      for _ in scheduler.timesteps])
 
-        # 5. denoising: every step, one call computes the guided eps of all views
+        # 5. denoising: every step, one call computes the guided eps of all views, window by window
         nets, bank, step = self.networks, None, 0
 
         def eps_fn(x, t):
             nonlocal bank, step
             if step % mode.reference_every == 0:  # reused in between (fast modes only)
                 bank = cond.reference_tokens(nets, t)
+            windows = plan.windows(n, step, loop)
             step += 1
-            return grouped_eps(nets, x, t, cond, group_size, bank)
+            return fuse(lambda w: grouped_eps(nets, x[w], t, cond.select(w), len(w), bank), x, windows)
 
         bar = self.progress_bar(total=len(scheduler.timesteps))
+        bar.set_description(f"{n} views, {plan.name}{' (loop)' if loop else ''}, steps")
 
         def on_step(info):
             bar.update()

@@ -5,7 +5,7 @@ release denoises views 1..8, 9..16, ... separately, one reference shared by all)
 other view groupings (e.g. overlapping windows) take the same arguments and return the same shape.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -22,6 +22,10 @@ class ViewConditions:
     control_images: torch.Tensor  # (N, 3, H, W) one condition image per view, in [-1, 1]
     guidance_scale: float = 3.0
     control_scale: float = 1.0
+
+    def select(self, views) -> "ViewConditions":
+        """The same conditions for a subset of the views (a window), indices into the N views."""
+        return replace(self, control_images=self.control_images[views])
 
     def reference_tokens(self, nets: Networks, t) -> ReferenceBank:
         """The reference UNet's tokens at timestep t, batch 1: shared by every view and group."""
