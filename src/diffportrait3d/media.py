@@ -21,9 +21,12 @@ def open_rgb(path: str | Path) -> Image.Image:
     if path.is_dir():
         raise UserError(f"expected an image file, got a folder: {path}")
     try:
-        img = Image.open(path)
+        img = Image.open(path)  # reads the header only
+        if img.width * img.height > Image.MAX_IMAGE_PIXELS:
+            raise UserError(f"{path} is {img.width}x{img.height} pixels, more than {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+                            "downscale it first (the model works at 512x512 or less)")
         img.load()
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
         raise UserError(f"not a readable image: {path} ({e.__class__.__name__})") from None
     return to_rgb(img)
 
