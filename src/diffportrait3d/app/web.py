@@ -155,12 +155,12 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
                 archive = gr.File(label="All views (PNG, zip)", elem_id="zip")
         camera = [path, yaw0, yaw1, pitch0, pitch1, views, condition_seed]
         for c in (upload, choice["crop"]):
-            c.change(show_reference, [upload, choice["crop"]], [reference, status], concurrency_limit=4, api_name=False)
+            c.change(show_reference, [upload, choice["crop"]], [reference, status], concurrency_limit=4, api_visibility="private")
         for c in camera:
-            c.change(show_preview, camera, [preview, status], concurrency_limit=4, api_name=False)
-        app.load(show_preview, camera, [preview, status], api_name=False)
+            c.change(show_preview, camera, [preview, status], concurrency_limit=4, api_visibility="private")
+        app.load(show_preview, camera, [preview, status], api_visibility="private")
         button.click(page_render, [upload, choice["crop"], *camera, steps, guidance, seed], [video, sheet, archive, status],
-                     api_name=False)
+                     api_visibility="private")
         # the API endpoint: components kept out of sight, fed only by gradio_client
         with gr.Row(visible=False):
             api_in = [gr.File(type="filepath"), gr.Textbox(), gr.Textbox(), gr.Number(precision=0), gr.Number(precision=0),
