@@ -83,7 +83,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
     """The Gradio Blocks page around one loaded pipeline."""
     gr = _gradio()
     web = WebRenderer(pipe, base, workdir)
-    samples = write_samples(Path(workdir) / "samples", size=max(pipe.image_size, 128))
+    samples = write_samples(Path(workdir) / "samples", size=pipe.image_size)
 
     def as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps=None, guidance=None, seed=None):
         extra = {} if steps is None else dict(steps=int(steps), guidance=float(guidance), seed=int(seed))
@@ -150,7 +150,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
                 button = gr.Button("Render", variant="primary", elem_id="render")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
-                video = gr.Video(label="Turntable", elem_id="turntable", autoplay=True, loop=True)
+                video = gr.Video(label="Turntable", elem_id="turntable", autoplay=True, loop=True, height=320)
                 sheet = gr.Image(label="Contact sheet: reference | conditions | generated", elem_id="sheet")
                 archive = gr.File(label="All views (PNG, zip)", elem_id="zip")
         camera = [path, yaw0, yaw1, pitch0, pitch1, views, condition_seed]
