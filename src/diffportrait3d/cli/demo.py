@@ -27,8 +27,10 @@ def run(args):
     import time
 
     from ..app import load_model, render
-    from ..app.render import check, make_conditions
+    from ..app.render import check
     from ..app.samples import sample_reference, sample_truth
+    from ..app.settings import DEFAULT_VIEWS
+    from ..conditions.trajectories import make_trajectory
 
     t0 = time.perf_counter()
     settings = settings_from_args(args)
@@ -40,7 +42,8 @@ def run(args):
     reference, truth = args.reference, None
     if not args.reference:
         reference = sample_reference(0, size)
-        truth = sample_truth(make_conditions(settings, size)[1], size)
+        cameras = make_trajectory(settings.yaw, settings.pitch, settings.views or DEFAULT_VIEWS, settings.path)
+        truth = sample_truth(cameras.labels, size)
     result = render(settings, [reference], args.output, OUTPUTS, pipe=pipe, truth=truth)
     print("rows of contact_sheet.png: reference | condition (cameras) | generated" + (" | ground truth" if truth else ""))
     print(f"wrote {', '.join(str(p) for p in result.files.values())} in {time.perf_counter() - t0:.1f} s")
