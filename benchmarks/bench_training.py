@@ -27,7 +27,7 @@ def _mini_pipe():
 
 
 def _stage_and_batch(name):
-    from diffportrait3d.conditions.cameras import camera_labels
+    from diffportrait3d.cameras import camera_labels
     from diffportrait3d.models.noise3d import NoiseModel3D
     from diffportrait3d.training.stages.base_models import BaseUNetStage, VAEStage
     from diffportrait3d.training.stages.diffportrait3d import DiffPortrait3DStage

@@ -9,7 +9,7 @@ are cached under OUT/cache (keyed by the settings), so an interrupted run resume
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
-from ..conditions.cameras import label_to_angles
+from ..cameras import FOCAL, label_to_angles
 from ..conditions.sources import render_conditions
 from ..data.eg3d_index import EG3DIndex
 from ..data.synth_subjects import SynthSubjects, frame_number
@@ -26,9 +26,10 @@ from ..errors import UserError
 from ..media import image_to_tensor
 from ..metrics.report import Report, Row, write_report
 from ..metrics.suite import PAPER_METRICS, compute_metrics
+from ..pipeline.view_windows import DEFAULT
 from ..preflight import check_output_folder, check_range
 from .render import load_model, sample
-from .settings import RenderSettings, check_settings
+from .settings import RenderSettings, check_settings, view_plan
 
 logger = logging.getLogger(__name__)
 SPLITS = ("recon", "novel")
@@ -43,6 +44,8 @@ class EvalConfig:
     split: str = "both"        # recon | novel | both
     weights: str | None = None  # LPIPS / DISTS / FID weights folder (dp3d fetch-weights)
     gallery: int = 8           # identities per retrieval gallery (miniature world)
+    orbits: int = 1            # closed orbits for seam ratio, loop closure, flicker ratio (0: none)
+    orbit_views: int = 16      # (their view schedule: settings.group, settings.group_mode)
 
 
 def sample_pairs(index: EG3DIndex, n: int, seed: int, split: str) -> list[tuple[int, int]]:
@@ -66,6 +69,9 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise UserError(f"--proxy must be auto or none for evaluation, got {s.proxy!r}")
     check_settings(s)
     check_range("--pairs", cfg.pairs, 1, 100_000, integer=True)
+    if cfg.orbits < 0 or (cfg.orbits and cfg.orbit_views < 3):
+        raise UserError("--orbits must be >= 0 and --orbit-views at least 3")
+    orbit_method = view_plan(replace(s, group_mode=s.group_mode or DEFAULT)).name  # a bad --group-mode fails now
     check_output_folder(cfg.output)
     index = EG3DIndex(cfg.data)
     pipe = load_model(s)
@@ -78,11 +84,17 @@ def evaluate(cfg: EvalConfig) -> dict:
         pairs = sample_pairs(index, cfg.pairs, s.seed, split)
         refs, tgts, conds, gens = render_split(pipe, index, pairs, cfg, size, out / "cache" / split)
         extra = miniature_metrics(subjects, index, pairs, size, cfg) if subjects else {}
-        results = compute_metrics(gens, tgts, refs, weights_dir=cfg.weights, metrics=PAPER_METRICS + ("PSNR",), **extra)
+        # POSE on real data: the landmark estimator with EG3D's focal (the dataset's framing)
+        results = compute_metrics(gens, tgts, refs, weights_dir=cfg.weights, metrics=PAPER_METRICS + ("PSNR",),
+                                  focal=FOCAL * size, **extra)
         rows.append(Row(method=Path(s.model).name or s.model, split=split, results=results, pairs=len(pairs)))
         figure_rows += [[refs[i], conds[i], gens[i], tgts[i]] for i in range(min(4, len(pairs)))]
+    if cfg.orbits:
+        from .evaluate_orbits import orbit_row
+
+        rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", orbit_method))
     meta = {k: v for k, v in asdict(cfg).items() if k != "settings"}
-    meta.update({k: getattr(s, k) for k in ("model", "steps", "guidance", "eta", "seed", "proxy")})
+    meta.update({k: getattr(s, k) for k in ("model", "mode", "steps", "guidance", "eta", "seed", "proxy", "group", "group_mode")})
     paths = write_report(out, Report(rows, meta=meta), figure_rows)
     return {"paths": paths, "rows": rows}
 
@@ -90,7 +102,7 @@ def evaluate(cfg: EvalConfig) -> dict:
 @torch.no_grad()
 def render_split(pipe, index, pairs, cfg, size, cache: Path):
     s = cfg.settings
-    key = hashlib.sha1(json.dumps([str(Path(s.model).resolve()), s.steps, s.guidance, s.eta, s.seed, s.proxy, pairs]).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps([str(Path(s.model).resolve()), s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy, pairs]).encode()).hexdigest()[:12]
     cache = cache / key
     cache.mkdir(parents=True, exist_ok=True)
     refs, tgts, conds, gens = [], [], [], []

@@ -67,9 +67,10 @@ def check_sources(s: RenderSettings) -> None:
         raise UserError(f"--views {s.views}: the condition video {source} has only {n} frames; pass --views {n} or fewer")
 
 
-def load_references(references, crop: str = "none") -> list[Image.Image]:
-    """Paths or PIL images -> RGB images, cropped as `crop` says; a UserError names a bad one."""
-    from ..conditions.crop import crop_face
+def load_references(references, crop: str = "none") -> list:
+    """Paths or PIL images -> faces.crop.AlignedPortrait (.image RGB, .label the estimated EG3D camera or
+    None), cropped as `crop` says; a UserError names a bad one."""
+    from ..faces.crop import crop_face
     from ..media import open_rgb, to_rgb
 
     if isinstance(references, (str, Path, Image.Image)):
@@ -94,6 +95,8 @@ def sample(pipe, s: RenderSettings, references, conditions, labels=None, progres
     import torch
 
     from ..conditions.sources import load_conditions
+    from ..pipeline.modes import MODES
+    from .settings import view_plan
 
     proxies = s.proxy
     if proxies not in ("auto", "none"):
@@ -101,12 +104,12 @@ def sample(pipe, s: RenderSettings, references, conditions, labels=None, progres
     on_step = None
     if progress is not None:
         done = itertools.count(1)
-        on_step = lambda info: progress(next(done), s.steps, "denoising")  # noqa: E731
-    extra = {} if s.mode is None else {"mode": s.mode}
+        total = s.steps or MODES[s.mode].steps
+        on_step = lambda info: progress(next(done), total, "denoising")  # noqa: E731
     gen = torch.Generator(device="cpu").manual_seed(s.seed if seed is None else seed)
     return pipe(references, conditions, num_inference_steps=s.steps, guidance_scale=s.guidance, eta=s.eta,
                 proxy_images=None if proxies == "none" else proxies, condition_labels=labels, reference_label=reference_label,
-                generator=gen, group_size=s.group, callback=on_step, **extra).images
+                generator=gen, group_size=s.group, callback=on_step, mode=s.mode, views=view_plan(s)).images
 
 
 def render(settings: RenderSettings, references, output=None, files=None, *, pipe=None, progress: Progress | None = None,
@@ -121,13 +124,14 @@ def render(settings: RenderSettings, references, output=None, files=None, *, pip
     report = progress or (lambda done, total, what: None)
     check(settings, output, files)
     report(0, 1, "reading the reference")
-    refs = load_references(references, settings.crop)
+    aligned = load_references(references, settings.crop)
+    refs = [a.image for a in aligned]
     if pipe is None:
         report(0, 1, "loading the model")
         pipe = load_model(settings)
     report(0, 1, "drawing the cameras")
     conds, labels = make_conditions(settings, pipe.image_size)
-    views = sample(pipe, settings, refs, conds, labels, progress)
+    views = sample(pipe, settings, refs, conds, labels, progress, reference_label=aligned[0].label)
     result = RenderResult(refs, conds, labels, views)
     if output is not None:
         report(0, 1, "writing files")

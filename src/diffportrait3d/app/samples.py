@@ -14,22 +14,22 @@ SAMPLE_SMILES = (0.4, 0.0, 0.7, 0.2)
 
 
 def sample_scene(i: int = 0):
-    from ..conditions.head import Expression, Identity, build_scene
+    from ..head import Expression, Identity, build_scene
 
     return build_scene(Identity.sample(SAMPLE_IDENTITIES[i]), Expression(smile=SAMPLE_SMILES[i]))
 
 
 def sample_reference(i: int = 0, size: int = 256) -> Image.Image:
     """Sample head i seen from the front (the EG3D default camera)."""
-    from ..conditions.cameras import camera_label
-    from ..conditions.head import render_scene
+    from ..cameras import camera_label
+    from ..head import render_scene
 
     return render_scene(sample_scene(i), camera_label(0.0, 0.0), size).pil()
 
 
 def sample_truth(labels, size: int, i: int = 0) -> list[Image.Image]:
     """Sample head i at each camera: what a perfect model would draw."""
-    from ..conditions.head import render_scene
+    from ..head import render_scene
 
     scene = sample_scene(i)
     return [render_scene(scene, label, size).pil() for label in labels]

@@ -16,8 +16,9 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from ..conditions.trajectories import PATHS
+from ..cameras.trajectories import PATHS
 from ..errors import UserError
+from ..pipeline.modes import MODES
 from .render import load_references, make_conditions, render
 from .samples import write_samples
 from .settings import CHOICES, MAX_GUIDANCE, RenderSettings
@@ -30,7 +31,7 @@ MAX_WEB_STEPS = 200
 KEEP_RESULTS = 32          # result folders kept on disk (Gradio serves copies from its own cache)
 PREVIEW_SIZE = 128         # condition previews are drawn at most this large
 WEB_FILES = ("turntable.mp4", "contact_sheet.png", "views.zip")
-WEB_CHOICES = ("crop",)    # fields of CHOICES offered as radio buttons; issue 14 adds "mode" here
+WEB_CHOICES = {"crop": CHOICES["crop"], "mode": ("exact", "fast")}  # radio buttons: field -> offered choices
 
 
 def _gradio():
@@ -49,7 +50,7 @@ class WebRenderer:
 
     def settings(self, **changes) -> RenderSettings:
         s = replace(self.base, **changes)
-        if s.views is not None and s.views > MAX_WEB_VIEWS or s.steps > MAX_WEB_STEPS:
+        if s.views is not None and s.views > MAX_WEB_VIEWS or (s.steps or MODES[s.mode].steps) > MAX_WEB_STEPS:
             raise UserError(f"this page renders at most {MAX_WEB_VIEWS} views and {MAX_WEB_STEPS} steps per request; "
                             "use `dp3d render` for more")
         return s
@@ -58,7 +59,7 @@ class WebRenderer:
         """The uploaded image as the model sees it (cropped, at the model's size)."""
         if not upload:
             raise UserError("upload a portrait image (or pick a sample) first")
-        ref = load_references([upload], crop)[0]
+        ref = load_references([upload], crop)[0].image
         size = self.pipe.image_size
         return ref.resize((size, size))
 
@@ -85,8 +86,8 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
     web = WebRenderer(pipe, base, workdir)
     samples = write_samples(Path(workdir) / "samples", size=pipe.image_size)
 
-    def as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps=None, guidance=None, seed=None):
-        extra = {} if steps is None else dict(steps=int(steps), guidance=float(guidance), seed=int(seed))
+    def as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode=None, steps=None, guidance=None, seed=None):
+        extra = {} if mode is None else dict(mode=mode, steps=int(steps) or None, guidance=float(guidance), seed=int(seed))
         return web.settings(crop=crop, path=path, yaw=f"{yaw0:g}:{yaw1:g}", pitch=f"{pitch0:g}:{pitch1:g}", views=int(views),
                             condition_seed=int(condition_seed), **extra)
 
@@ -104,15 +105,16 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
         except UserError as e:
             return None, f"**Error:** {e}"
 
-    def page_render(upload, crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance, seed,
+    def page_render(upload, crop, mode, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance, seed,
                     progress=gr.Progress()):
         t0 = time.perf_counter()
         try:
-            s = as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance, seed)
+            s = as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode, steps, guidance, seed)
             files = web.render(upload, s, lambda done, total, what: progress((done, total), desc=what))
         except UserError as e:
             return None, None, None, f"**Error:** {e}"
-        status = f"Rendered {s.views} views in {time.perf_counter() - t0:.1f} s ({s.steps} steps, seed {s.seed})."
+        status = (f"Rendered {s.views} views in {time.perf_counter() - t0:.1f} s ({s.mode} mode, "
+                  f"{s.steps or MODES[s.mode].steps} steps, seed {s.seed}).")
         return (str(files["turntable.mp4"]), str(files["contact_sheet.png"]), str(files["views.zip"]), status)
 
     def api_render(image, yaw, pitch, views, steps, seed, progress=gr.Progress()):
@@ -132,7 +134,8 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
             with gr.Column():
                 upload = gr.File(label="Portrait (image file)", file_types=["image"], type="filepath", elem_id="upload")
                 gr.Examples([[str(p)] for p in samples], inputs=[upload], label="Sample references")
-                choice = {f: gr.Radio(list(CHOICES[f]), value=getattr(base, f), label=f) for f in WEB_CHOICES}
+                choice = {f: gr.Radio(list(offered), value=getattr(base, f) if getattr(base, f) in offered else offered[0], label=f)
+                          for f, offered in WEB_CHOICES.items()}
                 reference = gr.Image(label="Reference as the model sees it", interactive=False, height=160)
                 with gr.Group():
                     path = gr.Radio(list(PATHS), value=base.path if base.path in PATHS else "orbit", label="Camera path")
@@ -144,7 +147,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
                     condition_seed = gr.Number(base.condition_seed, precision=0, minimum=0, label="Condition seed (camera-carrier identity)")
                 preview = gr.Gallery(label="Condition images (they carry the cameras)", columns=8, height=160, elem_id="preview")
                 with gr.Group():
-                    steps = gr.Slider(1, MAX_WEB_STEPS, value=base.steps, step=1, label="Steps")
+                    steps = gr.Slider(0, MAX_WEB_STEPS, value=base.steps or 0, step=1, label="Steps (0: the mode's default)")
                     guidance = gr.Slider(0, min(MAX_GUIDANCE, 20), value=base.guidance, step=0.5, label="Guidance")
                     seed = gr.Number(base.seed, precision=0, minimum=0, label="Seed")
                 button = gr.Button("Render", variant="primary", elem_id="render")
@@ -159,7 +162,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
         for c in camera:
             c.change(show_preview, camera, [preview, status], concurrency_limit=4, api_visibility="private")
         app.load(show_preview, camera, [preview, status], api_visibility="private")
-        button.click(page_render, [upload, choice["crop"], *camera, steps, guidance, seed], [video, sheet, archive, status],
+        button.click(page_render, [upload, choice["crop"], choice["mode"], *camera, steps, guidance, seed], [video, sheet, archive, status],
                      api_visibility="private")
         # the API endpoint: components kept out of sight, fed only by gradio_client
         with gr.Row(visible=False):

@@ -27,8 +27,16 @@ def add_model_args(p, default_model=None):
     p.add_argument("--dtype", default="fp32", choices=CHOICES["dtype"], help="weights and activations precision")
 
 
+def add_mode_arg(p):
+    p.add_argument("--mode", default="exact", choices=CHOICES["mode"],
+                   help="exact: the released model's DDIM sampler; fast: the recommended fast setting (DPM-Solver++ 2M SDE, "
+                        "12 steps); the others are measured alternatives (README, Speed)")
+
+
 def add_steps_arg(p):
-    p.add_argument("--steps", type=number(1, MAX_STEPS), default=50, help=f"DDIM steps, 1..{MAX_STEPS} (the release uses 50)")
+    add_mode_arg(p)
+    p.add_argument("--steps", type=number(1, MAX_STEPS), default=None,
+                   help=f"denoising steps, 1..{MAX_STEPS} (default: the mode's; 50 for exact, as the release)")
 
 
 def add_seed_arg(p, help="random seed"):
@@ -39,13 +47,27 @@ def add_sampling_args(p):
     add_steps_arg(p)
     p.add_argument("--guidance", type=number(0, MAX_GUIDANCE, integer=False), default=3.0,
                    help=f"classifier-free guidance scale, 0..{MAX_GUIDANCE}")
-    p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic)")
+    p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic; exact mode)")
     add_seed_arg(p)
     p.add_argument("--group", type=number(1), default=8, help="views denoised together by the view modules (max 32)")
+    add_view_plan_args(p)
+
+
+def add_view_plan_args(p):
+    p.add_argument("--group-mode", default=None, dest="group_mode", metavar="MODE",
+                   help="how more views than one group are denoised: shifted (default: group boundaries move every "
+                        "other step, no seams, no extra cost), windows (overlapping windows, averaged), groups (the "
+                        "release: independent groups, exact); add +anchors and/or a noise, +freenoise or +mixed, e.g. "
+                        "windows+anchors (README: Long orbits)")
+    p.add_argument("--overlap", type=number(0), default=None, help="windows: views shared by neighbouring windows (default group/4)")
+    p.add_argument("--anchors", type=number(0), default=None, help="anchor views rendered first and attended to by all (default 4 with +anchors)")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="wrap the windows around a closed path (default: detected, first camera ~ last camera)")
 
 
 def add_crop_arg(p):
-    p.add_argument("--crop", default="none", choices=CHOICES["crop"], help="auto: detect the face and frame it as in training")
+    p.add_argument("--crop", default="none", choices=CHOICES["crop"],
+                   help="auto: align the face like EG3D's crops (dlib landmarks) and use its estimated camera for the 3D-aware noise")
 
 
 def add_fps_arg(p):
@@ -58,7 +80,7 @@ def add_camera_args(p):
     p.add_argument("--views", type=number(1, MAX_VIEWS), default=None,
                    help=f"number of views, 1..{MAX_VIEWS} (default 16); with a condition video, frames sampled from it "
                         "(at most its frame count); not used with a condition folder, whose images are all used")
-    p.add_argument("--path", default="orbit", help="orbit, nod, spiral, or a JSON file of angles or 25-float EG3D labels")
+    p.add_argument("--path", default="orbit", help="orbit, nod, spiral, bounce, or a JSON file of angles or 25-float EG3D labels")
     p.add_argument("--condition-seed", type=number(0, MAX_SEED), default=0, dest="condition_seed",
                    help="identity drawn by the built-in renderer")
 

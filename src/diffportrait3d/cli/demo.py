@@ -30,7 +30,7 @@ def run(args):
     from ..app.render import check
     from ..app.samples import sample_reference, sample_truth
     from ..app.settings import DEFAULT_VIEWS
-    from ..conditions.trajectories import make_trajectory
+    from ..cameras.trajectories import make_trajectory
 
     t0 = time.perf_counter()
     settings = settings_from_args(args)

@@ -20,6 +20,8 @@ COMMANDS = {
     "synth": "synth",
     "evaluate": "evaluate",
     "serve": "serve",
+    "align": "align",
+    "conditions": "conditions",
 }
 
 

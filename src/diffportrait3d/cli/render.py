@@ -13,7 +13,8 @@ def add_parser(sub, name):
                                    "view_NNN.png and contact_sheet.png (other files in the folder are kept).")
     p.add_argument("references", nargs="+", help="reference portrait image(s) of the person")
     add_model_args(p)
-    p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a video")
+    p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a "
+                                                          "video (for each camera, the frame whose head pose is nearest)")
     add_camera_args(p)
     p.add_argument("--proxy", default="auto", help="3D-aware initial noise: auto (the model's noise model, when it has one "
                                                    "and the cameras are known), none (Gaussian), or a folder of proxy images")

@@ -91,14 +91,16 @@ class BaseUNetStage(Stage):
 
     @torch.no_grad()
     def samples(self, batch, steps):
-        from ...pipeline.ddim import ddim_schedule, sample_ddim
+        from ...pipeline.sampling import denoise
+        from ...pipeline.schedule import release_ddim
 
         g = torch.Generator().manual_seed(0)
         s = self.unet.config.sample_size
         x = torch.randn(8, self.unet.config.in_channels, s, s, generator=g).to(self.vae.device)
         ctx = self.prompt(8).to(x)
-        z = sample_ddim(lambda x, t: self.unet(x, t, encoder_hidden_states=ctx).sample, x,
-                        ddim_schedule(self.noiser.alphas_cumprod, steps, 0.0), disable=True)
+        sched = release_ddim()
+        sched.set_timesteps(steps)
+        z = denoise(lambda x, t: self.unet(x, t, encoder_hidden_states=ctx).sample, x, sched)
         imgs = self.vae.decode(z / self.vae.config.scaling_factor).sample.clamp(-1, 1)
         return [[tensor_to_pil(a) for a in batch["image"][:8]], [tensor_to_pil(a) for a in imgs]]
 

@@ -10,7 +10,7 @@ import torch
 
 from ...media import tensor_to_pil
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
-from ...models.reference_attention import ReferenceState
+from ...models.reference_attention import ReferenceBank, ReferenceState
 from ..noising import Noiser, min_snr_weights, weighted_mse
 from .base import Stage, freeze
 
@@ -86,7 +86,7 @@ class DiffPortrait3DStage(Stage):
         with torch.set_grad_enabled(self.name == "reference"):
             # the reference sees the clean latent at the same timestep as the target
             bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
-        bank = {k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}
+        bank = ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()})
         res = None
         if self.name != "reference":
             with torch.set_grad_enabled(self.name == "view"):
