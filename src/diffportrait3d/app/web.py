@@ -50,7 +50,8 @@ class WebRenderer:
 
     def settings(self, **changes) -> RenderSettings:
         s = replace(self.base, **changes)
-        if s.views is not None and s.views > MAX_WEB_VIEWS or (s.steps or MODES[s.mode].steps) > MAX_WEB_STEPS:
+        steps = s.steps or (MODES[s.mode].steps if s.mode in MODES else 0)  # an unknown mode: check_settings says so
+        if s.views is not None and s.views > MAX_WEB_VIEWS or steps > MAX_WEB_STEPS:
             raise UserError(f"this page renders at most {MAX_WEB_VIEWS} views and {MAX_WEB_STEPS} steps per request; "
                             "use `dp3d render` for more")
         return s
