@@ -19,6 +19,7 @@ COMMANDS = {
     "fetch-weights": "fetch_weights",
     "synth": "synth",
     "evaluate": "evaluate",
+    "serve": "serve",
     "align": "align",
     "conditions": "conditions",
 }

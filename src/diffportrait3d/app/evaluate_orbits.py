@@ -8,6 +8,7 @@ subject re-rendered at every camera); elsewhere that column is n/a. Views are ca
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,25 +16,28 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
-from .conditions.cameras import label_to_angles
-from .conditions.sources import render_conditions
-from .conditions.trajectories import make_trajectory
-from .data.synth_subjects import frame_number
-from .media import image_to_tensor
-from .metrics.base import MetricResult
-from .metrics.orbit import orbit_metrics
-from .metrics.report import Row
+from ..atomic import atomic_path
+from ..cameras import label_to_angles
+from ..cameras.trajectories import make_trajectory
+from ..conditions.sources import render_conditions
+from ..data.synth_subjects import frame_number
+from ..media import image_to_tensor
+from ..metrics.base import MetricResult
+from ..metrics.orbit import orbit_metrics
+from ..metrics.report import Row
+from .render import sample
 
 
 @torch.no_grad()
 def orbit_row(pipe, index, subjects, cfg, cache: Path, method: str) -> Row:
+    """method: the view plan's name (settings.group_mode or the default), as the row names it."""
+    s = replace(cfg.settings, group_mode=method)
     size = pipe.image_size
     traj = make_trajectory("-40:40", "0", cfg.orbit_views, "bounce")
     groups = sorted(index.groups.items())
-    rng = np.random.default_rng([cfg.seed, 2])
-    key = hashlib.sha1(json.dumps([str(Path(cfg.model).resolve()), cfg.steps, cfg.guidance, cfg.eta, cfg.seed, cfg.proxy,
-                                   cfg.orbit_views, cfg.group_mode, cfg.group]).encode()).hexdigest()[:12]
+    rng = np.random.default_rng([s.seed, 2])
+    key = hashlib.sha1(json.dumps([str(Path(s.model).resolve()), s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy,
+                                   cfg.orbit_views, s.group_mode, s.group, s.overlap, s.anchors, s.loop]).encode()).hexdigest()[:12]
     per_orbit = []
     for k in tqdm(range(cfg.orbits), desc="rendering orbits"):
         (subject, frame), views = groups[int(rng.integers(len(groups)))]
@@ -41,11 +45,8 @@ def orbit_row(pipe, index, subjects, cfg, cache: Path, method: str) -> Row:
         ref = image_to_tensor(ref_view.path, size)
         folder = cache / key / f"{k:03d}"
         if not folder.is_dir():
-            conds = render_conditions(traj.labels, size, condition_seed=20_000 + cfg.seed * 1000 + k)
-            out = pipe(ref[None], conds, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, eta=cfg.eta,
-                       proxy_images="auto" if cfg.proxy == "auto" else None, condition_labels=traj.labels,
-                       reference_label=ref_view.label, group_size=cfg.group, views=method,
-                       generator=torch.Generator().manual_seed(cfg.seed + 7919 * (k + 1))).images
+            conds = render_conditions(traj.labels, size, condition_seed=20_000 + s.seed * 1000 + k)
+            out = sample(pipe, s, ref[None], conds, traj.labels, reference_label=ref_view.label, seed=s.seed + 7919 * (k + 1))
             with atomic_path(folder, suffix="") as tmp:
                 tmp.mkdir()
                 for i, im in enumerate(out):
@@ -55,12 +56,12 @@ def orbit_row(pipe, index, subjects, cfg, cache: Path, method: str) -> Row:
         if subjects:
             render = subjects.renderer(subject, frame_number(frame), size, ssaa=1)
             truth = torch.stack([render(float(y), float(p)) for y, p in zip(traj.yaw, traj.pitch)])
-        per_orbit.append(orbit_metrics(gen, cfg.group, truth, closed=True))
+        per_orbit.append(orbit_metrics(gen, s.group, truth, closed=True))
     names = ("seam ratio", "loop closure", "flicker ratio")
     reasons = {"flicker ratio": "no ground truth at the orbit's cameras (only `dp3d synth` data has it)",
-               "seam ratio": f"{cfg.orbit_views} views fit in one group of {cfg.group}"}
+               "seam ratio": f"{cfg.orbit_views} views fit in one group of {s.group}"}
     results = {}
     for n in names:
         values = [m.get(n) for m in per_orbit]
         results[n] = MetricResult.from_values(n, values, "metrics/orbit.py", reasons.get(n) if all(v is None for v in values) else None)
-    return Row(method=f"{Path(cfg.model).name or cfg.model} ({method})", split="orbit", results=results, pairs=cfg.orbits)
+    return Row(method=f"{Path(s.model).name or s.model} ({method})", split="orbit", results=results, pairs=cfg.orbits)
