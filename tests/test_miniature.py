@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffportrait3d.cameras import camera_labels
 from diffportrait3d.head import Expression, Identity, build_scene
-from diffportrait3d.conditions.sources import render_conditions
-from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, view_change
+from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, generate_views, view_change
 from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
 from diffportrait3d.pipeline.loading import SHIPPED
@@ -42,18 +40,8 @@ def subjects():
     return [HeldoutSubject(SEED, i) for i in range(SUBJECTS)]
 
 
-def generate(pipe, subject, angles, proxy="auto", control=1.0, modules=True):
-    labels = camera_labels(angles[:, 0], angles[:, 1])
-    if not modules:
-        pipe.view_modules.detach()
-    try:
-        out = pipe(subject.images[:1], render_conditions(labels, 64, 7), num_inference_steps=STEPS, proxy_images=proxy,
-                   condition_labels=labels, reference_label=subject.labels[0], control_scale=control,
-                   generator=torch.Generator().manual_seed(0), output_type="pt").images
-    finally:
-        if not modules:
-            pipe.install_processors()
-    return out * 2 - 1
+def generate(pipe, subject, angles, **kw):
+    return generate_views(pipe, subject, angles, STEPS, condition_seed=7, **kw)
 
 
 @pytest.fixture(scope="module")
