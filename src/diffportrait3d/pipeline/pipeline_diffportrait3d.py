@@ -16,6 +16,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..errors import UserError
 from ..media import images_to_tensor, tensor_to_pil
 from ..models.denoiser import Networks
+from ..models.latent_scale import scale_latents, unscale_latents
 from ..models.noise3d import NoiseModel3D  # noqa: F401  diffusers loads only imported component modules
 from ..models.prompt_embedding import PromptEmbedding  # noqa: F401
 from ..models.reference_attention import install_reference_processors
@@ -84,11 +85,11 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         vae = self.vae
         dist = vae.encode(images.to(vae.device, vae.dtype)).latent_dist
         z = dist.sample(generator) if sample_posterior else dist.mean
-        return z * vae.config.scaling_factor
+        return scale_latents(vae, z)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self.vae
-        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].clamp(-1, 1)
+        return vae.decode(unscale_latents(vae, latents.to(vae.dtype)), return_dict=False)[0].clamp(-1, 1)
 
     @torch.no_grad()
     def noise_proxies(self, reference: torch.Tensor, reference_label=None, condition_labels=None) -> torch.Tensor | None:

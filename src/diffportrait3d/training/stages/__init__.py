@@ -16,7 +16,7 @@ def build_stage(cfg):
     preset = PRESETS[cfg.extra.get("preset", "tiny")]
     if cfg.stage == "vae":
         vae = AutoencoderKL.from_pretrained(model / "vae") if model and (model / "vae").is_dir() else AutoencoderKL(**preset["vae"])
-        return VAEStage(vae, **{k: cfg.extra[k] for k in ("kl_weight", "ssim_weight") if k in cfg.extra})
+        return VAEStage(vae, **{k: cfg.extra[k] for k in ("kl_weight", "ssim_weight", "per_channel_latents") if k in cfg.extra})
     if cfg.stage == "base":
         if model is None or not (model / "vae").is_dir():
             raise UserError("stage base needs --model DIR holding a trained vae/ (the output of --stage vae)")

@@ -12,6 +12,7 @@ import torch
 
 from ...media import tensor_to_pil
 from ..noise3d import SSIMLoss
+from ...models.latent_scale import measure_latent_stats, scale_latents, unscale_latents
 from ..noising import Noiser, min_snr_weights, weighted_mse
 from .base import Stage, freeze
 
@@ -19,8 +20,9 @@ from .base import Stage, freeze
 class VAEStage(Stage):
     name, batch_kind = "vae", "images"
 
-    def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2):
+    def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2, per_channel_latents: bool = True):
         self.vae, self.kl_weight, self.ssim_weight = vae, kl_weight, ssim_weight
+        self.per_channel_latents = per_channel_latents
         self.resolution = vae.config.sample_size
         self.ssim = SSIMLoss()
         self.recent = deque(maxlen=32)  # the last batches seen, to measure the latent scale at export
@@ -48,15 +50,15 @@ class VAEStage(Stage):
         return [[tensor_to_pil(a) for a in x], [tensor_to_pil(a) for a in rec]]
 
     @torch.no_grad()
-    def latent_scale(self) -> float:
-        """1 / std of the latents of recent training images: SD1.5's 0.18215 was chosen this way for
-        its own VAE, so that the diffusion schedule sees unit-variance latents."""
+    def latent_stats(self) -> dict:
+        """Latent normalisation measured on recent training images (models/latent_scale.py): SD1.5's
+        0.18215 was chosen as 1 / std of its own VAE's latents, so the schedule sees unit variance."""
         z = torch.cat([self.vae.encode(x.to(self.vae.device, self.vae.dtype)).latent_dist.mean.float() for x in self.recent])
-        return float(1 / z.std())
+        return measure_latent_stats(z, self.per_channel_latents)
 
     def export(self, folder):
         if self.recent:
-            self.vae.register_to_config(scaling_factor=self.latent_scale())
+            self.vae.register_to_config(**self.latent_stats())
         self.vae.save_pretrained(folder / "vae")
 
 
@@ -83,7 +85,7 @@ class BaseUNetStage(Stage):
         else:
             with torch.no_grad():
                 x = batch["image"].to(self.vae.device)
-                z0 = self.vae.encode(x).latent_dist.sample(generator) * self.vae.config.scaling_factor
+                z0 = scale_latents(self.vae, self.vae.encode(x).latent_dist.sample(generator))
         x_t, t, noise = self.noiser(z0, generator)
         eps = self.unet(x_t, t, encoder_hidden_states=self.prompt(x_t.shape[0]).to(x_t)).sample
         loss = weighted_mse(eps, noise, min_snr_weights(self.noiser.alphas_cumprod, t, self.snr_gamma))
@@ -101,7 +103,7 @@ class BaseUNetStage(Stage):
         sched = release_ddim()
         sched.set_timesteps(steps)
         z = denoise(lambda x, t: self.unet(x, t, encoder_hidden_states=ctx).sample, x, sched)
-        imgs = self.vae.decode(z / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+        imgs = self.vae.decode(unscale_latents(self.vae, z)).sample.clamp(-1, 1)
         return [[tensor_to_pil(a) for a in batch["image"][:8]], [tensor_to_pil(a) for a in imgs]]
 
     def export(self, folder):

@@ -9,6 +9,7 @@
 import torch
 
 from ...media import tensor_to_pil
+from ...models.latent_scale import scale_latents
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
 from ...models.reference_attention import ReferenceBank, ReferenceState
 from ..noising import Noiser, min_snr_weights, weighted_mse
@@ -67,7 +68,7 @@ class DiffPortrait3DStage(Stage):
         if self.latents is not None:
             return self.latents.sample(views, generator).flatten(0, views.ndim - 1).to(vae.device, vae.dtype)
         dist = vae.encode(images.to(vae.device, vae.dtype)).latent_dist
-        return dist.sample(generator) * vae.config.scaling_factor
+        return scale_latents(vae, dist.sample(generator))
 
     def _flatten(self, batch):
         """(reference (B,3,H,W), targets (B*V,3,H,W), conditions (B*V,3,H,W) or None)."""
