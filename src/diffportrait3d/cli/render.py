@@ -68,27 +68,42 @@ def check_sources(conditions: str, proxy: str, views: int | None) -> None:
 
 
 def run(args):
-    import torch
-
-    from ..conditions.crop import crop_face
-    from ..conditions.sources import load_conditions
-    from ..media import open_rgb
-    from ..pipeline.loading import load_pipeline
-
     check_output(args.output)
     check_sources(args.conditions, args.proxy, args.views)
-    refs = [crop_face(open_rgb(r), args.crop, r) for r in args.references]
+    refs = load_references(args, args.references)
     note_if_mini_on_photo(args.model, args.references)
-    pipe = load_pipeline(args.model, args.device, args.dtype)
+    job = load_job(args)
+    out, n = render_one(args, job, refs, args.output)
+    print(f"wrote {n} views to {out}")
+
+
+def load_job(args, device=None) -> dict:
+    """What every photo of a render shares: the pipeline, condition images, their cameras, proxies."""
+    from ..conditions.sources import load_conditions
+    from ..pipeline.loading import load_pipeline
+
+    pipe = load_pipeline(args.model, device or args.device, args.dtype)
     size = pipe.image_size
     conds, labels = load_conditions(args.conditions, args.views or DEFAULT_VIEWS, size, yaw=args.yaw, pitch=args.pitch,
                                     path=args.path, condition_seed=args.condition_seed)
     proxies = args.proxy
     if proxies not in ("auto", "none"):
         proxies, _ = load_conditions(proxies, len(conds), size)
+    return {"pipe": pipe, "conditions": conds, "labels": labels, "proxies": None if proxies == "none" else proxies}
+
+
+def load_references(args, paths) -> list:
+    from ..conditions.crop import crop_face
+    from ..media import open_rgb
+
+    return [crop_face(open_rgb(r), args.crop, r) for r in paths]
+
+
+def render_one(args, job: dict, refs: list, output) -> tuple[Path, int]:
+    """Render the views of one person (reference PIL images) into `output`; (path written, views)."""
+    import torch
+
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
-    views = pipe(refs, conds, num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta,
-                 proxy_images=None if proxies == "none" else proxies, condition_labels=labels, generator=gen,
-                 group_size=args.group).images
-    out = write_views(args.output, views, refs, conds, args.fps)
-    print(f"wrote {len(views)} views to {out}")
+    views = job["pipe"](refs, job["conditions"], num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta,
+                        proxy_images=job["proxies"], condition_labels=job["labels"], generator=gen, group_size=args.group).images
+    return write_views(output, views, refs, job["conditions"], args.fps), len(views)

@@ -1,0 +1,58 @@
+"""`dp3d render-batch`: `dp3d render` for many photos (one person each), one output per photo,
+split across processes under `accelerate launch`, resumable."""
+
+from pathlib import Path
+
+from ..errors import UserError
+from .common import add_camera_args, add_model_args, add_sampling_args, note_if_mini_on_photo, number
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="render many portraits, one output each (several processes with accelerate launch)",
+                       description="Render every photo of a folder (or of a text file listing one path per line) along the "
+                                   "same cameras as `dp3d render`, writing OUT/<photo name>.mp4 (or .gif, or a folder "
+                                   "OUT/<photo name>/ for --format png). Photos whose output exists are skipped, so a "
+                                   "stopped run continues where it was. `accelerate launch -m diffportrait3d.cli.main "
+                                   "render-batch ...` splits the photos across processes (one per GPU). A summary is "
+                                   "printed and written to OUT/render_batch.json.")
+    p.add_argument("photos", help="a folder of reference photos or a text file listing them")
+    add_model_args(p)
+    p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a video")
+    add_camera_args(p)
+    p.add_argument("--proxy", default="auto", choices=["auto", "none"], help="3D-aware initial noise: auto or none (Gaussian)")
+    p.add_argument("--crop", default="none", choices=["none", "auto"], help="auto: detect the face and frame it as in training")
+    p.add_argument("-o", "--output", required=True, help="output folder (other files in it are kept)")
+    p.add_argument("--format", default="mp4", choices=["mp4", "gif", "png"], help="per photo: a video, or a folder of PNGs")
+    p.add_argument("--fps", type=number(1, 240), default=8, help="frames per second of the videos, 1..240")
+    add_sampling_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from accelerate import PartialState
+
+    from ..batch_render import list_photos, outputs_for, render_batch, write_summary
+    from ..preflight import check_output_folder
+    from .render import check_sources, load_job, load_references, render_one
+
+    out_dir = check_output_folder(args.output)
+    check_sources(args.conditions, args.proxy, args.views)
+    photos = list_photos(args.photos)
+    outputs = outputs_for(photos, out_dir, args.format)
+    state = PartialState()
+    if state.is_main_process:
+        note_if_mini_on_photo(args.model, photos)
+    # under accelerate launch each process takes its own GPU
+    job = load_job(args, device=str(state.device) if args.device == "auto" else None)
+    job["pipe"].set_progress_bar_config(disable=True)
+
+    def render_photo(photo: Path, output: Path):
+        render_one(args, job, load_references(args, [photo]), output)
+
+    records = render_batch(photos, outputs, render_photo, progress=state.is_main_process)
+    if state.is_main_process:
+        print(write_summary(records, out_dir))
+        failed = [r for r in records if r["status"] == "failed"]
+        if failed:
+            raise UserError(f"{len(failed)} photos failed, e.g. {failed[0]['photo']}: {failed[0]['error']}; fix or remove them "
+                            "and run again (done photos are skipped)")
