@@ -208,3 +208,18 @@ def test_deep_copied_pipeline_runs_its_own_view_modules(tiny_pipe):
                 m.proj_out.weight.zero_()
     assert torch.equal(eps(twin, 2), eps(twin)) and torch.equal(eps(pipe), eps(twin))  # identity again: the copy's own
     assert (eps(pipe, 2) - eps(pipe)).abs().max() > 1e-3  # and the original kept its modules
+
+
+def test_cached_latents_train_as_encoding_every_step(tiny_pipe, tmp_path):
+    """The latent cache (built by the main process inside train()) reproduces the uncached run."""
+    from diffportrait3d.data.synth import SynthConfig, synth
+    from diffportrait3d.training.stages.base_models import BaseUNetStage
+
+    synth(tmp_path / "data", SynthConfig(subjects=2, views=2, res=64, seed=0), progress=False)
+    for cache in (True, False):
+        stage = BaseUNetStage(copy.deepcopy(tiny_pipe.unet), copy.deepcopy(tiny_pipe.vae), copy.deepcopy(tiny_pipe.prompt_embedding))
+        cfg = config(tmp_path / f"cache-{cache}", "base", data=str(tmp_path / "data"), batch_size=2, max_steps=1, cache_latents=cache)
+        train(cfg, stage, stage.dataset(cfg), progress=False)
+        assert (stage.latents is not None) == cache
+    assert (tmp_path / "cache-True" / "cache" / "latents.safetensors").is_file()
+    compare_runs(tmp_path / "cache-True", tmp_path / "cache-False", 1)

@@ -103,7 +103,7 @@ class BaseOptions:
 
 @register
 class BaseUNetStage(Stage):
-    name, Options = "base", BaseOptions
+    name, Options, needs_model = "base", BaseOptions, False  # build() names the missing vae/ itself
 
     def __init__(self, unet, vae, prompt_embedding, snr_gamma: float = 0.0):
         super().__init__()
@@ -121,8 +121,8 @@ class BaseUNetStage(Stage):
         from ...models.prompt_embedding import PromptEmbedding
 
         o = cls.options(cfg.options)
-        model = Path(cfg.model)
-        if not (model / "vae").is_dir():
+        model = Path(cfg.model) if cfg.model else None
+        if model is None or not (model / "vae").is_dir():
             raise UserError("stage base needs --model DIR holding a trained vae/ (the output of --stage vae)")
         vae = AutoencoderKL.from_pretrained(model / "vae")
         if (model / "unet").is_dir():
