@@ -82,12 +82,13 @@ def test_reference_unused_parameters_match_autograd(tiny_pipe):
 
 
 def test_resume_is_exact(tiny_pipe, tmp_path):
+    # 6 samples, batch 2: the resume at step 2 starts mid-epoch (skipping the epoch's first 2 batches)
     straight = make_stage("consistency", tiny_pipe)
-    train(cfg(tmp_path / "a", "consistency", max_steps=4), straight, ToySet(), progress=False)
+    train(cfg(tmp_path / "a", "consistency", max_steps=4), straight, ToySet(6), progress=False)
     half = make_stage("consistency", tiny_pipe)
-    train(cfg(tmp_path / "b", "consistency", max_steps=2), half, ToySet(), progress=False)
+    train(cfg(tmp_path / "b", "consistency", max_steps=2), half, ToySet(6), progress=False)
     resumed = make_stage("consistency", tiny_pipe)  # fresh weights: everything must come from the checkpoint
-    train(cfg(tmp_path / "b", "consistency", max_steps=4), resumed, ToySet(), resume=True, progress=False)
+    train(cfg(tmp_path / "b", "consistency", max_steps=4), resumed, ToySet(6), resume=True, progress=False)
     a, b = straight.trained().state_dict(), resumed.trained().state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], half.trained().state_dict()[k]) for k in a)
