@@ -1,0 +1,141 @@
+"""What the miniature model has learned, on identities it never saw, beside its baselines (issue 10).
+
+    python benchmarks/bench_miniature_quality.py [--model mini] [--seed 1000] [--subjects 8] [--steps 50]
+
+Held-out subjects are drawn exactly as `dp3d synth --subjects N --frames 1 --views 6 --seed SEED`
+draws them (metrics/heldout.py): a random identity, light and six random cameras each. The reference is the
+subject's first camera (not frontal), the other five are targets. Default sampling settings
+(DDIM 50 steps, eta 0.5, CFG 3, 3D-aware noise from the reference's camera).
+
+Printed, for the model and in the same run its baselines (copy the reference, view ControlNet off,
+view modules off, Gaussian instead of 3D-aware noise):
+- VAE reconstruction of the held-out renders: PSNR, SSIM (the ceiling of everything else);
+- targets: SSIM to the ground truth (mean and worst view), identity retrieval (is the generated
+  view closest to its own identity among 8 rendered at that camera?), yaw error by
+  render-and-compare against the subject's own renders, background colour error (mean colour
+  of the 4-pixel border vs the ground truth's, 0-255);
+- a 16-view yaw orbit (-45..45) from the same reference: flicker ratio (mean view-to-view change
+  / the ground truth's), background drift (std across views of the mean border colour, 0-255),
+  worst view SSIM and broken views (SSIM to the ground truth < 0.3).
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffportrait3d.conditions.cameras import camera_labels
+from diffportrait3d.conditions.head import Expression, Identity, build_scene
+from diffportrait3d.conditions.sources import render_conditions
+from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, view_change
+from diffportrait3d.metrics.psnr import psnr
+from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
+from diffportrait3d.metrics.ssim import ssim
+from diffportrait3d.pipeline.loading import load_pipeline
+
+GALLERY = 8
+ORBIT = np.linspace(-45, 45, 16)
+
+
+def generate(pipe, subject, angles, steps, proxy="auto", control=1.0, modules=True, seed=0):
+    """Views of `subject` from its reference (camera 0) at `angles` (N, 2), default settings."""
+    labels = camera_labels(angles[:, 0], angles[:, 1])
+    conds = render_conditions(labels, subject.res, 0)
+    if not modules:
+        pipe.view_modules.detach()
+    try:
+        out = pipe(subject.images[:1], conds, num_inference_steps=steps, proxy_images=proxy, condition_labels=labels,
+                   reference_label=subject.labels[0], control_scale=control, generator=torch.Generator().manual_seed(seed),
+                   output_type="pt").images
+    finally:
+        if not modules:
+            pipe.install_processors()
+    return out * 2 - 1
+
+
+VARIANTS = {  # name -> generate() keywords; None: copy the reference
+    "model": {},
+    "copy reference": None,
+    "ControlNet off": {"control": 0.0},
+    "view modules off": {"modules": False},
+    "Gaussian noise": {"proxy": None},
+}
+ORBIT_VARIANTS = ("model", "view modules off", "Gaussian noise")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="mini")
+    ap.add_argument("--seed", type=int, default=1000, help="held-out dataset seed (the shipped model trained on seed 0)")
+    ap.add_argument("--subjects", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=None, help="also write the table as JSON here")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    pipe = load_pipeline(a.model, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    subjects = [HeldoutSubject(a.seed, i) for i in range(a.subjects)]
+
+    # the VAE's ceiling on every held-out render
+    with torch.no_grad():
+        x = torch.cat([s.images for s in subjects])
+        rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+    vae = {"PSNR": psnr(rec, x).mean().item(), "SSIM": ssim(rec, x).mean().item()}
+
+    rows = {name: {"ssim": [], "retrieval": [], "yaw": [], "bg": []} for name in VARIANTS}
+    orbit = {name: {"flicker": [], "bg_drift": [], "worst": [], "broken": 0} for name in ORBIT_VARIANTS}
+    rng = np.random.default_rng(a.seed)
+    for si, s in enumerate(subjects):
+        targets, gt = s.angles[1:], s.images[1:]
+        others = [build_scene(Identity.sample(int(k)), Expression()) for k in rng.integers(2**31, size=GALLERY - 1)]
+        gallery = torch.stack([torch.stack([s.render(y, p)] + [s.render(y, p, o) for o in others]) for y, p in targets])
+        for name, kw in VARIANTS.items():
+            gen = s.images[:1].expand_as(gt) if kw is None else generate(pipe, s, targets, a.steps, **kw)
+            r = rows[name]
+            r["ssim"] += ssim(gen, gt).tolist()
+            r["retrieval"].append(identity_retrieval(gen, gallery, [0] * len(gen)).value)
+            est = [render_compare_pose(g, s.render, yaws=range(-90, 91, 15), pitches=(-15, 0, 15), refine_to=2.0)[0] for g in gen]
+            r["yaw"] += np.abs(np.array(est) - targets[:, 0]).tolist()
+            r["bg"] += (border_colour(gen) - border_colour(gt)).abs().mean(1).tolist()
+        angles = np.stack([ORBIT, np.zeros_like(ORBIT)], 1)
+        truth = torch.stack([s.render(y) for y in ORBIT])
+        for name in ORBIT_VARIANTS:
+            gen = generate(pipe, s, angles, a.steps, **VARIANTS[name])
+            per_view = ssim(gen, truth)
+            o = orbit[name]
+            o["flicker"].append(view_change(gen) / view_change(truth))
+            o["bg_drift"].append(border_colour(gen).std(0).mean().item())
+            o["worst"].append(per_view.min().item())
+            o["broken"] += int((per_view < 0.3).sum())
+        print(f"subject {si + 1}/{a.subjects} done ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    table = {"vae": vae, "targets": {}, "orbit": {}}
+    print(f"\nheld-out seed {a.seed}, {a.subjects} subjects x 5 targets (random reference camera), {a.steps} steps; "
+          f"model {a.model}\n\nVAE reconstruction: PSNR {vae['PSNR']:.2f} dB, SSIM {vae['SSIM']:.3f}\n")
+    print("| variant | SSIM mean | SSIM worst | identity retrieval | yaw error (deg) | background error (0-255) |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        t = table["targets"][name] = {"ssim_mean": float(np.mean(r["ssim"])), "ssim_worst": float(np.min(r["ssim"])),
+                                      "retrieval": float(np.mean(r["retrieval"])), "yaw_error": float(np.mean(r["yaw"])),
+                                      "background_error": float(np.mean(r["bg"]))}
+        print(f"| {name} | {t['ssim_mean']:.3f} | {t['ssim_worst']:.3f} | {t['retrieval']:.3f} | {t['yaw_error']:.1f} | "
+              f"{t['background_error']:.1f} |")
+    print(f"\n16-view orbit (yaw -45..45): \n\n| variant | flicker ratio | background drift (0-255) | worst view SSIM | broken views |")
+    print("|---|---|---|---|---|")
+    for name, o in orbit.items():
+        t = table["orbit"][name] = {"flicker": float(np.mean(o["flicker"])), "background_drift": float(np.mean(o["bg_drift"])),
+                                    "worst_ssim": float(np.min(o["worst"])), "broken": o["broken"]}
+        print(f"| {name} | {t['flicker']:.3f} | {t['background_drift']:.1f} | {t['worst_ssim']:.3f} | "
+              f"{t['broken']} of {16 * a.subjects} |")
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    if a.json:
+        Path(a.json).write_text(json.dumps(table, indent=1))
+
+
+if __name__ == "__main__":
+    main()

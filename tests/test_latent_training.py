@@ -1,0 +1,94 @@
+"""Training inputs made once (latent cache, pre-rendered conditions), the measured latent scale and
+Min-SNR weighting: each equals what it replaces, or its analytic value."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from diffportrait3d.data.eg3d_dataset import PairDataset, ViewGroupDataset
+from diffportrait3d.data.synth import SynthConfig, synth
+from diffportrait3d.media import image_to_tensor
+from diffportrait3d.pipeline.schedule import sd15_alphas_cumprod
+from diffportrait3d.training.latent_cache import LatentCache
+from diffportrait3d.training.noising import min_snr_weights, weighted_mse
+from diffportrait3d.training.stages.base_models import VAEStage
+from diffportrait3d.training.stages.diffportrait3d import DiffPortrait3DStage
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth_cond")
+    synth(out, SynthConfig(subjects=2, frames=1, views=3, res=64, conditions=2), progress=False)
+    return out
+
+
+def test_prerendered_conditions_are_read_for_their_view(data):
+    ds = PairDataset(data, res=64, condition_source="folder")
+    item = ds[1]
+    rel = ds.index.views[item["target_view"]].rel[:-4]
+    files = [image_to_tensor(str(data / "conditions" / f"{rel}_{k}.png")) for k in range(2)]
+    assert min((item["condition"] - f).abs().max().item() for f in files) == 0.0
+    assert (item["condition"] - item["target"]).abs().mean() > 0.05  # another identity, not the target
+    assert ds.rig_fallbacks == 0
+    group = ViewGroupDataset(data, views=3, res=64, condition_source="folder")[0]
+    assert group["conditions"].shape == (3, 3, 64, 64) and group["target_views"].tolist() != [0, 0, 0]
+
+
+def test_missing_prerendered_condition_falls_back_to_rendering(data, tmp_path):
+    import shutil
+
+    shutil.copytree(data, tmp_path / "d", ignore=shutil.ignore_patterns("conditions"))
+    ds = PairDataset(tmp_path / "d", res=64, condition_source="folder")
+    assert ds[0]["condition"].shape == (3, 64, 64) and ds.rig_fallbacks == 1
+
+
+def test_cached_latents_give_the_uncached_loss(tiny_pipe, data, tmp_path):
+    pipe = copy.deepcopy(tiny_pipe)
+    pipe.install_processors()
+    stage = DiffPortrait3DStage("view", pipe, views=1)
+    ds = PairDataset(data, res=64, condition_source="folder")
+    batch = torch.utils.data.default_collate([ds[i] for i in range(3)])
+    plain, _ = stage.loss(batch, torch.Generator().manual_seed(3))
+    stage.latents = LatentCache.load_or_build(pipe.vae, ds.index, 64, tmp_path / "latents.safetensors", progress=False)
+    cached, _ = stage.loss(batch, torch.Generator().manual_seed(3))
+    assert abs(cached.item() - plain.item()) < 1e-5 * plain.item()
+    # a second build with the same VAE and views reads the file; another VAE rebuilds it
+    again = LatentCache.load_or_build(pipe.vae, ds.index, 64, tmp_path / "latents.safetensors", progress=False)
+    assert torch.equal(again.mean, stage.latents.mean)
+    other = copy.deepcopy(pipe.vae)
+    with torch.no_grad():
+        other.encoder.conv_in.weight.mul_(1.5)
+    rebuilt = LatentCache.load_or_build(other, ds.index, 64, tmp_path / "latents.safetensors", progress=False)
+    assert not torch.allclose(rebuilt.mean, stage.latents.mean)
+
+
+def test_vae_stage_stores_the_measured_latent_scale(tiny_pipe, data, tmp_path):
+    stage = VAEStage(copy.deepcopy(tiny_pipe.vae))
+    images = torch.stack([image_to_tensor(Image.open(p)) for p in sorted(data.glob("subject*/frame00/*.png"))])
+    stage.loss({"image": images}, torch.Generator().manual_seed(0))
+    stage.export(tmp_path)
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(tmp_path / "vae")
+    with torch.no_grad():
+        z = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
+    assert vae.config.scaling_factor != tiny_pipe.vae.config.scaling_factor
+    assert z.std().item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_min_snr_weights_and_weighted_mse():
+    a = sd15_alphas_cumprod()
+    t = torch.tensor([0, 100, 400, 999])
+    snr = (a[t] / (1 - a[t])).double().numpy()
+    w = min_snr_weights(a, t, 5.0).numpy()
+    assert np.allclose(w, np.minimum(snr, 5.0) / snr, rtol=1e-6)
+    assert w[0] < 0.01 and w[-1] == 1.0  # near-clean timesteps are down-weighted, noisy ones kept
+    assert torch.equal(min_snr_weights(a, t, 0.0), torch.ones(4))
+    x, y = torch.randn(4, 3, 5, 5), torch.randn(4, 3, 5, 5)
+    assert weighted_mse(x, y, torch.ones(4)).item() == pytest.approx(F.mse_loss(x, y).item(), rel=1e-6)
+    per = ((x - y) ** 2).flatten(1).mean(1)
+    assert weighted_mse(x, y, torch.tensor(w)).item() == pytest.approx((per * torch.tensor(w)).mean().item(), rel=1e-6)
