@@ -150,7 +150,8 @@ def test_two_processes_of_batch_2_equal_one_process_of_batch_4(tmp_path):
     spawn(_train_rank, 2, tmp_path / "ddp", 2)
     data = ToySet()
     train(config(tmp_path / "one", "consistency"), tiny_stage("consistency"), data, progress=False)
-    compare_runs(tmp_path / "one", tmp_path / "ddp", 2)
+    # AdamW divides by sqrt(v): float-order noise of the allreduce (~1e-7) grows to ~7e-5 of the weights (measured)
+    compare_runs(tmp_path / "one", tmp_path / "ddp", 2, rel=1e-4)
     # disjoint shards: each process saw half of the 8 samples of the 2 steps, together all of them, as one process did
     seen = [json.loads((tmp_path / "ddp" / f"seen-{r}.json").read_text()) for r in range(2)]
     assert len(seen[0]) == len(seen[1]) == 4 and not set(seen[0]) & set(seen[1])

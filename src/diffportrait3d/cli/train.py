@@ -28,6 +28,8 @@ def add_parser(sub, name):
 
 
 def run(args):
+    from accelerate import PartialState
+
     from ..training.config import load_config, parse_override
     from ..training.loop import train
     from ..training.stages import build_stage
@@ -43,9 +45,7 @@ def run(args):
     if len(dataset) == 0:
         raise UserError(f"no usable training samples in {cfg.data}")
     result = train(cfg, stage, dataset, resume=args.resume)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
+    if PartialState().is_main_process:  # under accelerate launch: one line, not one per process
         print(f"trained {cfg.stage} to step {result['step']} (final loss {result['final_loss']:.4f}); model folder {cfg.output}/model")
 
 
