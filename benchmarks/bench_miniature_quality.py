@@ -27,10 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffportrait3d.conditions.cameras import camera_labels
-from diffportrait3d.conditions.head import Expression, Identity, build_scene
-from diffportrait3d.conditions.sources import render_conditions
-from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, view_change
+from diffportrait3d.head import Expression, Identity, build_scene
+from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, generate_views, view_change
 from diffportrait3d.metrics.psnr import psnr
 from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
@@ -40,20 +38,8 @@ GALLERY = 8
 ORBIT = np.linspace(-45, 45, 16)
 
 
-def generate(pipe, subject, angles, steps, proxy="auto", control=1.0, modules=True, seed=0):
-    """Views of `subject` from its reference (camera 0) at `angles` (N, 2), default settings."""
-    labels = camera_labels(angles[:, 0], angles[:, 1])
-    conds = render_conditions(labels, subject.res, 0)
-    if not modules:
-        pipe.view_modules.detach()
-    try:
-        out = pipe(subject.images[:1], conds, num_inference_steps=steps, proxy_images=proxy, condition_labels=labels,
-                   reference_label=subject.labels[0], control_scale=control, generator=torch.Generator().manual_seed(seed),
-                   output_type="pt").images
-    finally:
-        if not modules:
-            pipe.install_processors()
-    return out * 2 - 1
+def generate(pipe, subject, angles, steps, **kw):
+    return generate_views(pipe, subject, angles, steps, condition_seed=0, **kw)
 
 
 VARIANTS = {  # name -> generate() keywords; None: copy the reference
@@ -125,7 +111,7 @@ def main():
                                       "background_error": float(np.mean(r["bg"]))}
         print(f"| {name} | {t['ssim_mean']:.3f} | {t['ssim_worst']:.3f} | {t['retrieval']:.3f} | {t['yaw_error']:.1f} | "
               f"{t['background_error']:.1f} |")
-    print(f"\n16-view orbit (yaw -45..45): \n\n| variant | flicker ratio | background drift (0-255) | worst view SSIM | broken views |")
+    print("\n16-view orbit (yaw -45..45): \n\n| variant | flicker ratio | background drift (0-255) | worst view SSIM | broken views |")
     print("|---|---|---|---|---|")
     for name, o in orbit.items():
         t = table["orbit"][name] = {"flicker": float(np.mean(o["flicker"])), "background_drift": float(np.mean(o["bg_drift"])),

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from diffportrait3d.conditions.cameras import camera_labels
+from diffportrait3d.cameras import camera_labels
 from diffportrait3d.models.noise3d import NoiseModel3D
 from diffportrait3d.training.stages.noise3d_stage import Noise3DStage
 

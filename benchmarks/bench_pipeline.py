@@ -1,10 +1,11 @@
-"""Per-step cost of the fast path vs the authors' per-view recomputation, and one full-size step.
+"""Per-step cost of the exact path vs the authors' per-view recomputation, and one full-size step.
 
-    python benchmarks/bench_pipeline.py [--full] [--threads N]
+    python benchmarks/bench_pipeline.py [--full] [--threads N] [--size tiny|mini|medium]
 
-Prints, for the tiny preset and one group of 8 views: seconds per denoising step for each path,
-their ratio, and the network passes per step (calls x batch rows) of each network. With --full:
-one step of an SD1.5-size model (random weights) at 256x256 for 2 views, wall time and peak RSS.
+Prints, for one group of 8 views: seconds per denoising step of the authors' order (naive), of the
+exact path with the reference keys/values projected per view (as before issue 14) and once per
+step (now), their ratios, and the network passes per step (calls x batch rows) of each network.
+With --full: one step of an SD1.5-size model (random weights) at 256x256 for 2 views, wall time and peak RSS.
 """
 
 import argparse
@@ -14,7 +15,8 @@ from collections import Counter
 
 import torch
 
-from diffportrait3d.models.denoiser import guided_eps, shared_reference_bank
+from diffportrait3d.models.denoiser import guided_eps, naive_guided_eps, shared_reference_bank
+from diffportrait3d.models.reference_attention import ReferenceBank
 from diffportrait3d.pipeline.build import components_from_backbone, preset_components
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
 
@@ -33,30 +35,56 @@ def count_passes(pipe):
 
 
 @torch.no_grad()
-def step(pipe, x, ref, cond, mode, t=500):
+def step(pipe, x, ref, cond, path, t=500):
     nets, ctx = pipe.networks, pipe.prompt_embedding()
-    bank = shared_reference_bank(nets, ref, t, ctx) if mode == "fast" else None
-    return guided_eps(nets, x, t, ctx, ref, cond, 3.0, bank=bank, mode=mode)[0]
+    if path == "naive":
+        return naive_guided_eps(nets, x, t, ctx, ref, cond, 3.0)[0]
+    bank = shared_reference_bank(nets, ref, t, ctx)
+    if path == "per-view K/V":  # the bank expanded to one row per view: K/V projected V times, as before
+        bank = ReferenceBank({k: b.expand(x.shape[0], -1, -1) for k, b in bank.items()})
+    return guided_eps(nets, x, t, ctx, ref, cond, 3.0, bank=bank)[0]
 
 
-def bench_tiny(views=8, repeats=20):
-    pipe = DiffPortrait3DPipeline(**preset_components("tiny"))
+MEDIUM_UNET = dict(block_out_channels=(64, 128, 256, 256), cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32)
+
+
+def small_pipe(size):
+    if size in ("tiny", "mini"):
+        return DiffPortrait3DPipeline(**preset_components(size))
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=16, **MEDIUM_UNET)  # SD1.5 layout at 1/5 width
+    vae = AutoencoderKL(block_out_channels=(16, 16, 16, 16), layers_per_block=1, norm_num_groups=8,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    return DiffPortrait3DPipeline(**components_from_backbone(unet, vae, torch.randn(1, 77, 768)))
+
+
+def bench_small(size, views=8, repeats=10):
+    pipe = small_pipe(size)
+    c, h = pipe.unet.config.in_channels, pipe.unet.config.sample_size
     g = torch.Generator().manual_seed(0)
-    x, ref, cond = torch.randn(views, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g), torch.rand(views, 3, 64, 64, generator=g)
-    times = {}
-    for mode in ("naive", "fast"):
-        step(pipe, x, ref, cond, mode)  # warm-up
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            step(pipe, x, ref, cond, mode)
-        times[mode] = (time.perf_counter() - t0) / repeats
+    x, ref = torch.randn(views, c, h, h, generator=g), torch.randn(1, c, h, h, generator=g)
+    cond = torch.rand(views, 3, pipe.image_size, pipe.image_size, generator=g)
+    paths = ("naive", "per-view K/V", "exact")
+    times = {p: [] for p in paths}
+    for p in paths:
+        step(pipe, x, ref, cond, p)  # warm-up
+    for _ in range(repeats):  # alternated, so that load from other processes hits every path alike
+        for p in paths:
+            t0 = time.perf_counter()
+            step(pipe, x, ref, cond, p)
+            times[p].append(time.perf_counter() - t0)
+    best = {p: min(v) for p, v in times.items()}
+    for p in paths:
         calls, rows, handles = count_passes(pipe)
-        step(pipe, x, ref, cond, mode)
-        for h in handles:
-            h.remove()
-        print(f"tiny, {views} views, {mode:5s}: {times[mode] * 1000:7.1f} ms/step; passes per step "
+        step(pipe, x, ref, cond, p)
+        for hd in handles:
+            hd.remove()
+        print(f"{size} ({h}x{h} latents), {views} views, {p:12s}: {best[p] * 1000:8.1f} ms/step (best of {repeats}); passes per step "
               + ", ".join(f"{n} {calls[n]} call(s) x {rows[n] // max(calls[n], 1)} rows" for n in ("reference_unet", "controlnet", "unet")))
-    print(f"fast / naive time: {times['fast'] / times['naive']:.3f}  (speed-up x{times['naive'] / times['fast']:.2f})")
+    print(f"speed-up: exact vs naive x{best['naive'] / best['exact']:.2f}; "
+          f"K/V once per step vs per view x{best['per-view K/V'] / best['exact']:.3f}")
 
 
 def bench_full(views=2, size=256):
@@ -75,7 +103,7 @@ def bench_full(views=2, size=256):
     x, ref, cond = torch.randn(views, 4, h, h, generator=g), torch.randn(1, 4, h, h, generator=g), torch.rand(views, 3, size, size, generator=g)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    eps = step(pipe, x, ref, cond, "fast")
+    eps = step(pipe, x, ref, cond, "exact")
     dt = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"full size, {views} views at {size}x{size}: one step {dt:.2f} s, peak RSS {peak / 2**20:.2f} GiB "
@@ -86,8 +114,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--size", default="tiny", choices=["tiny", "mini", "medium"])
+    ap.add_argument("--repeats", type=int, default=10)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    bench_tiny()
+    bench_small(a.size, repeats=a.repeats)
     if a.full:
         bench_full()

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from diffportrait3d.conditions.cameras import camera_label
-from diffportrait3d.conditions.head import Expression, Identity, build_scene, render_scene
+from diffportrait3d.cameras import camera_label
+from diffportrait3d.head import Expression, Identity, build_scene, render_scene
 from diffportrait3d.data.synth import SynthConfig, synth
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from diffportrait3d.atomic import atomic_path
+from diffportrait3d.atomic import atomic_folder
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
 
 
@@ -21,7 +21,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1)
     pipe = DiffPortrait3DPipeline.from_pretrained(a.model)
-    with atomic_path(a.out, suffix="") as tmp:
+    with atomic_folder(a.out) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
         for extra in ("recipe_log.tsv",):
             src = Path(a.model).parents[1] / extra

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from diffportrait3d.conditions.cameras import camera_label
-from diffportrait3d.conditions.head import Expression, Identity, build_scene, render_scene
+from diffportrait3d.cameras import camera_label
+from diffportrait3d.head import Expression, Identity, build_scene, render_scene
 from diffportrait3d.media import grid, save_image
 
 YAWS = [-90, -60, -30, 0, 30, 60, 90, 180]

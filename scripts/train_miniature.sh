@@ -8,8 +8,8 @@ set -euo pipefail
 OUT=${1:?usage: train_miniature.sh OUT_DIR}
 DP3D=${DP3D:-dp3d}
 SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8}
-VAE_STEPS=${VAE_STEPS:-1000} BASE_STEPS=${BASE_STEPS:-2000} REF_STEPS=${REF_STEPS:-1500}
-VIEW_STEPS=${VIEW_STEPS:-1200} CONS_STEPS=${CONS_STEPS:-300} N3D_STEPS=${N3D_STEPS:-1000}
+VAE_STEPS=${VAE_STEPS:-3000} BASE_STEPS=${BASE_STEPS:-5000} REF_STEPS=${REF_STEPS:-3000}
+VIEW_STEPS=${VIEW_STEPS:-3000} CONS_STEPS=${CONS_STEPS:-500} N3D_STEPS=${N3D_STEPS:-1000}
 SAMPLE_EVERY=${SAMPLE_EVERY:-500}
 mkdir -p "$OUT"
 LOG="$OUT/recipe_log.tsv"
@@ -28,7 +28,8 @@ stage() {  # stage NAME COMMAND...: run once (skipped once OUT/NAME.done exists)
 }
 
 # latents are encoded once per stage (cache_latents), condition images rendered once by synth
-# (--conditions 1, read with condition_source=folder), Min-SNR-5 weighting on every diffusion stage
+# (--conditions 1, read with condition_source=folder), Min-SNR-5 weighting on every diffusion stage; the vae
+# stage stores per-channel latent mean/std (models/latent_scale.py) so every channel has unit variance
 common=(--data "$OUT/data" --resume --set sample_every="$SAMPLE_EVERY" --set save_every=500 --set sample_steps=20)
 diffusion=(--set snr_gamma=5 --set condition_source=folder)
 stage data "$DP3D" synth "$OUT/data" --subjects "$SUBJECTS" --frames "$FRAMES" --views "$VIEWS" --res 64 --seed 0 \
@@ -40,9 +41,9 @@ stage base "$DP3D" train --stage base "${common[@]}" "${diffusion[@]}" --model "
   --max-steps "$BASE_STEPS" --batch-size 16 --lr 3e-4 --set warmup_steps=100 --set ema_decay=0.999 --set options='{"preset": "mini"}'
 stage init "$DP3D" init --base "$OUT/base/model" -o "$OUT/init/model"
 stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/reference" \
-  --max-steps "$REF_STEPS" --batch-size 8 --lr 1e-4 --set warmup_steps=50
+  --max-steps "$REF_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100
 stage view "$DP3D" train --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" -o "$OUT/view" \
-  --max-steps "$VIEW_STEPS" --batch-size 8 --lr 1e-4 --set warmup_steps=50
+  --max-steps "$VIEW_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100
 stage consistency "$DP3D" train --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/view/model" -o "$OUT/consistency" \
   --max-steps "$CONS_STEPS" --batch-size 1 --set views="$VIEWS" --lr 1e-4 --set warmup_steps=20
 stage noise3d "$DP3D" train --stage noise3d "${common[@]}" --model "$OUT/consistency/model" -o "$OUT/noise3d" \

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffportrait3d.conditions.cameras import (FOCAL, LOOKAT, RADIUS, camera_label, camera_origin, from_eg3d_angles,
+from diffportrait3d.cameras import (FOCAL, LOOKAT, RADIUS, camera_label, camera_origin, from_eg3d_angles,
                                                label_to_angles, look_at, pixel_rays, project, split_label)
-from diffportrait3d.conditions.trajectories import load_trajectory, make_trajectory, parse_range
+from diffportrait3d.cameras.trajectories import load_trajectory, make_trajectory, parse_range
 from diffportrait3d.errors import UserError
 
 torch.set_num_threads(1)
@@ -110,6 +110,8 @@ def test_trajectories():
     spiral = make_trajectory("-30:30", "-10:10", 17, "spiral")
     assert np.all(np.diff(spiral.yaw) > 0)
     assert spiral.pitch.max() == pytest.approx(10) and spiral.pitch.min() == pytest.approx(-10)
+    bounce = make_trajectory("-40:40", "0", 8, "bounce")
+    assert np.allclose(bounce.yaw, [-40, -20, 0, 20, 40, 20, 0, -20])  # closed: the next view would be the first
     one = make_trajectory("15", "0", 1, "orbit")
     assert np.allclose(one.yaw, [15])
     assert parse_range("-40:40") == (-40, 40) and parse_range("7") == (7, 7) and parse_range(3) == (3, 3)

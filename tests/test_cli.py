@@ -33,13 +33,24 @@ def test_render_video_and_folder(tiny_model_dir, files, capsys):
                  "-o", str(out), "--steps", "2"]) == 0
     frames = iio.imread(out)
     assert frames.shape == (3, 64, 64, 3)
+    # a video's frames are picked by head pose (tests/test_align.py); 64 px renders hold no face dlib finds
     assert main(["render", str(files / "ref.png"), "--model", str(tiny_model_dir), "--conditions", str(out),
-                 "--views", "2", "-o", str(files / "views"), "--steps", "2"]) == 0
+                 "--views", "2", "-o", str(files / "views"), "--steps", "2"]) == 2
+    assert "no face found in any frame" in capsys.readouterr().err and not (files / "views").exists()
+    assert main(["render", str(files / "ref.png"), "--model", str(tiny_model_dir), "--conditions", str(files / "conds"),
+                 "-o", str(files / "views"), "--steps", "2"]) == 0
     names = sorted(p.name for p in (files / "views").iterdir())
-    assert names == ["contact_sheet.png", "view_000.png", "view_001.png"]
+    assert names == ["contact_sheet.png", "view_000.png", "view_001.png", "view_002.png"]
     sheet = Image.open(files / "views" / "contact_sheet.png")
     assert sheet.size[1] > 3 * 64  # reference, condition and view rows
     assert not [p for p in files.iterdir() if ".part" in p.name]  # nothing half-written
+
+
+def test_render_with_overlapping_windows_anchors_and_a_loop(tiny_model_dir, files):
+    out = files / "loop"
+    assert main(["render", str(files / "ref.png"), "--model", str(tiny_model_dir), "--conditions", str(files / "conds"),
+                 "-o", str(out), "--steps", "2", "--group", "2", "--group-mode", "windows+anchors", "--anchors", "2", "--loop"]) == 0
+    assert len(list(out.glob("view_*.png"))) == 3
 
 
 @pytest.mark.parametrize("args, message", [
@@ -47,6 +58,8 @@ def test_render_video_and_folder(tiny_model_dir, files, capsys):
     (["render", "{ref}", "--conditions", "{nowhere}"], "not found"),
     (["render", "{ref}", "--conditions", "{empty}"], "no images"),
     (["render", "{ref}", "--conditions", "{conds}", "--group", "40"], "1..32 views"),
+    (["render", "{ref}", "--conditions", "{conds}", "--group-mode", "sliding"], "view method must be one of"),
+    (["render", "{ref}", "--conditions", "{conds}", "--group-mode", "windows", "--overlap", "9"], "overlap must be in 0..7"),
     (["render", "{notimage}", "--conditions", "{conds}"], "not a readable image"),
 ])
 def test_render_bad_input_exits_2(tiny_model_dir, files, capsys, args, message):
@@ -91,3 +104,15 @@ def test_init_preset_and_convert_official(tmp_path, capsys):
     (tmp_path / "junk.th").write_bytes(b"\x00junk")
     assert main(["convert-official", str(tmp_path / "junk.th"), "-o", str(tmp_path / "j")]) == 2
     assert not (tmp_path / "j").exists()
+
+
+def test_dp3d_conditions_writes_a_reusable_camera_path(tmp_path):
+    from diffportrait3d.cameras import label_to_angles
+    from diffportrait3d.conditions.sources import load_conditions
+
+    out = tmp_path / "conds"
+    assert main(["conditions", "--yaw=-30:30", "--views", "3", "--res", "32", "-o", str(out)]) == 0
+    images, labels = load_conditions(out, None, 32)  # reads the dataset.json written beside the images
+    assert len(images) == 3 and images[0].size == (32, 32)
+    assert np.allclose(label_to_angles(labels)[0], [-30, 0, 30], atol=1e-9)
+    assert main(["conditions", "--views", "2", "--res", "32", "-o", str(out)]) == 2  # never writes into a full folder

@@ -1,4 +1,4 @@
-"""Condition sources for dp3d render (renderer, folder, video) and the --crop auto face framing."""
+"""Condition sources for dp3d render (renderer, folder, video)."""
 
 import json
 
@@ -7,9 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from diffportrait3d.conditions.cameras import camera_label, label_to_angles
-from diffportrait3d.conditions.crop import FACE_BOX_FRACTION, crop_face, detect_face
-from diffportrait3d.conditions.head import PART, Expression, Identity, build_scene, render_head, render_scene
+from diffportrait3d.cameras import camera_label, label_to_angles
+from diffportrait3d.head import PART, Expression, Identity, build_scene, render_head, render_scene
 from diffportrait3d.conditions.sources import load_conditions, render_conditions
 from diffportrait3d.errors import UserError
 from diffportrait3d.media import save_video
@@ -59,13 +58,12 @@ def test_folder_source(tmp_path):
     assert np.allclose(label_to_angles(labels)[0], [0, 10, 20], atol=1e-9)
 
 
-def test_video_source(tmp_path):
+def test_video_without_faces(tmp_path):
+    # frames are picked by head pose (tests/test_align.py); a video without a face says so
     frames = [Image.new("RGB", (32, 32), (20 * k, 0, 0)) for k in range(10)]
     save_video(frames, tmp_path / "cond.mp4", fps=5)
-    images, labels = load_conditions(tmp_path / "cond.mp4", 4, 16)
-    assert labels is None and len(images) == 4 and images[0].size == (16, 16)
-    red = [float(np.asarray(im)[..., 0].mean()) for im in images]
-    assert red == sorted(red) and red[0] < 15 and red[-1] > 165  # frames 0 .. 9 sampled evenly
+    with pytest.raises(UserError, match="no face found in any frame of .*cond.mp4"):
+        load_conditions(tmp_path / "cond.mp4", 4, 16)
 
 
 def test_bad_sources(tmp_path):
@@ -80,54 +78,3 @@ def test_bad_sources(tmp_path):
     (tmp_path / "cams.txt").write_text("0 0")
     with pytest.raises(UserError):
         load_conditions(tmp_path / "cams.txt", 4, 32)
-
-
-def test_crop_finds_and_centres_a_real_face():
-    pytest.importorskip("cv2")
-    skimage_data = pytest.importorskip("skimage.data")
-    photo = Image.fromarray(skimage_data.astronaut())  # a real portrait shipped inside the scikit-image wheel
-    x, y, w, h = detect_face(photo)
-    assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 170  # Eileen Collins' face, upper middle-left
-    crop = crop_face(photo, "auto")
-    side = crop.size[0]
-    assert crop.size[0] == crop.size[1] and side == pytest.approx(w / FACE_BOX_FRACTION, abs=2)
-    cx, cy, cw, _ = detect_face(crop)
-    assert abs((cx + cw / 2) / side - 0.5) < 0.05 and abs((cy + cw / 2) / side - 0.5) < 0.05
-    assert abs(cw / side - FACE_BOX_FRACTION) < 0.08
-    assert crop_face(photo, "none") is photo
-
-
-def test_crop_constants_match_the_renderer():
-    pytest.importorskip("cv2")
-    widths, centres = [], []
-    for seed in range(6):
-        face = detect_face(render_head(seed, camera_label(0, 0), 160).pil())
-        if face:
-            x, y, w, h = face
-            widths.append(w / 160)
-            centres.append(((x + w / 2) / 160, (y + h / 2) / 160))
-    assert len(widths) >= 4
-    assert abs(np.mean(widths) - FACE_BOX_FRACTION) < 0.04
-    assert np.abs(np.mean(centres, 0) - 0.5).max() < 0.03
-
-
-def test_crop_without_a_face():
-    pytest.importorskip("cv2")
-    with pytest.raises(UserError, match="no face found in blank.png; pass --crop none"):
-        crop_face(Image.new("RGB", (200, 200), (128, 128, 128)), "auto", name="blank.png")
-    with pytest.raises(UserError):
-        crop_face(Image.new("RGB", (20, 20)), "sideways")
-
-
-def test_crop_pads_beyond_the_border():
-    pytest.importorskip("cv2")
-    skimage_data = pytest.importorskip("skimage.data")
-    photo = np.asarray(skimage_data.astronaut())[40:260, 120:340]  # the face near the top edge
-    crop = crop_face(Image.fromarray(photo), "auto")
-    assert crop.size[0] > 0 and crop.size[0] == crop.size[1]
-
-
-def test_crop_without_opencv_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "cv2", None)  # makes `import cv2` fail
-    with pytest.raises(UserError, match=r"pip install 'diffportrait3d\[metrics\]'"):
-        crop_face(Image.new("RGB", (64, 64)), "auto")

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from diffportrait3d.cli import synth as synth_cli
-from diffportrait3d.conditions.cameras import camera_label, label_to_angles
-from diffportrait3d.conditions.head import Expression, Identity, render_head
+from diffportrait3d.cameras import camera_label, label_to_angles
+from diffportrait3d.head import Expression, Identity, render_head
 from diffportrait3d.data.eg3d_dataset import PairDataset, ViewGroupDataset
 from diffportrait3d.data.eg3d_index import EG3DIndex, default_group
 from diffportrait3d.data.synth import SynthConfig, synth

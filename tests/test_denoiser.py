@@ -5,7 +5,8 @@ import copy
 import pytest
 import torch
 
-from diffportrait3d.models.denoiser import backbone_eps, guided_eps
+from diffportrait3d.models.denoiser import backbone_eps, guided_eps, naive_guided_eps
+from diffportrait3d.models.reference_attention import ReferenceBank
 
 V = 4
 
@@ -39,13 +40,15 @@ def trained_like(tiny_pipe):
 @torch.no_grad()
 @pytest.mark.parametrize("refs", [1, 2])
 def test_fast_path_equals_naive_path(trained_like, refs):
+    """Reference UNet once, its keys/values projected once and shared by the views, batched CFG ==
+    the authors' order (reference per view, projected per view, two calls)."""
     nets, ctx = trained_like.networks, trained_like.prompt_embedding()
     x, ref, cond = inputs(refs=refs)
-    fast = guided_eps(nets, x, 500, ctx, ref, cond, 3.0, mode="fast")
-    naive = guided_eps(nets, x, 500, ctx, ref, cond, 3.0, mode="naive")
+    fast = guided_eps(nets, x, 500, ctx, ref, cond, 3.0)
+    naive = naive_guided_eps(nets, x, 500, ctx, ref, cond, 3.0)
     for a, b in zip(fast, naive):
         assert (a - b).abs().max().item() <= 1e-5
-    unbatched = guided_eps(nets, x, 500, ctx, ref, cond, 3.0, mode="fast", batch_cfg=False)
+    unbatched = guided_eps(nets, x, 500, ctx, ref, cond, 3.0, batch_cfg=False)
     assert (unbatched[0] - fast[0]).abs().max().item() <= 1e-5
     # and the references matter: a different reference moves eps well beyond that tolerance
     other = guided_eps(nets, x, 500, ctx, ref.flip(-1), cond, 3.0)[0]
@@ -90,3 +93,27 @@ def test_unconditional_branch_is_the_plain_backbone(trained_like, tiny_pipe):
     eps, c, u = guided_eps(trained_like.networks, x, 100, ctx, ref, cond, guidance_scale=2.5)
     torch.testing.assert_close(eps, u + 2.5 * (c - u), atol=0, rtol=0)
     assert (c - u).abs().max().item() > 1e-2  # the conditions do matter
+
+
+@torch.no_grad()
+def test_reference_keys_values_are_projected_once_per_bank(trained_like):
+    """One projection per layer serves every group of a step; the shared bank gives the same eps as
+    a per-view bank (projected for each view)."""
+    from diffportrait3d.models.denoiser import shared_reference_bank
+
+    nets, ctx = trained_like.networks, trained_like.prompt_embedding()
+    x, ref, cond = inputs()
+    bank = shared_reference_bank(nets, ref, 500, ctx)
+    calls = []
+    handle = nets.unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_k.register_forward_hook(
+        lambda _m, args, _o: calls.append(args[0].shape[0]))
+    try:
+        a = guided_eps(nets, x[:2], 500, ctx, ref, cond[:2], bank=bank)[0]
+        b = guided_eps(nets, x[2:], 500, ctx, ref, cond[2:], bank=bank)[0]
+    finally:
+        handle.remove()
+    # the bank's tokens once (batch 1), then only each group's own tokens (2 views, conditional and unconditional halves)
+    assert calls[0] == 1 and calls[1:] == [2, 2, 2, 2], calls
+    per_view = ReferenceBank({k: t.expand(2, -1, -1) for k, t in bank.items()})
+    c = guided_eps(nets, x[:2], 500, ctx, ref, cond[:2], bank=per_view)[0]
+    assert (a - c).abs().max().item() <= 1e-5

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffportrait3d.conditions.cameras import camera_label, project
-from diffportrait3d.conditions.head import PART, Expression, Identity, build_scene, render_head, render_scene
-from diffportrait3d.conditions.head.shading import background, to_srgb
+from diffportrait3d.cameras import camera_label, project
+from diffportrait3d.head import PART, Expression, Identity, build_scene, render_head, render_scene
+from diffportrait3d.head.shading import background, to_srgb
 
 torch.set_num_threads(1)
 

@@ -12,6 +12,7 @@ from PIL import Image
 from diffportrait3d.data.eg3d_dataset import PairDataset, ViewGroupDataset
 from diffportrait3d.data.synth import SynthConfig, synth
 from diffportrait3d.media import image_to_tensor
+from diffportrait3d.models.latent_scale import scale_latents, unscale_latents
 from diffportrait3d.pipeline.schedule import sd15_alphas_cumprod
 from diffportrait3d.training.latent_cache import LatentCache
 from diffportrait3d.training.losses import weighted_mse
@@ -66,8 +67,9 @@ def test_cached_latents_give_the_uncached_loss(tiny_pipe, data, tmp_path):
     assert not torch.allclose(rebuilt.mean, stage.latents.mean)
 
 
-def test_vae_stage_stores_the_measured_latent_scale(tiny_pipe, data, tmp_path):
-    stage = VAEStage(copy.deepcopy(tiny_pipe.vae))
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_vae_stage_stores_the_measured_latent_scale(tiny_pipe, data, tmp_path, per_channel):
+    stage = VAEStage(copy.deepcopy(tiny_pipe.vae), per_channel_latents=per_channel)
     images = torch.stack([image_to_tensor(Image.open(p)) for p in sorted(data.glob("subject*/frame00/*.png"))])
     stage({"image": images, "seed": torch.arange(len(images))})
     stage.export(tmp_path)
@@ -75,9 +77,17 @@ def test_vae_stage_stores_the_measured_latent_scale(tiny_pipe, data, tmp_path):
 
     vae = AutoencoderKL.from_pretrained(tmp_path / "vae")
     with torch.no_grad():
-        z = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
-    assert vae.config.scaling_factor != tiny_pipe.vae.config.scaling_factor
-    assert z.std().item() == pytest.approx(1.0, abs=1e-4)
+        raw = vae.encode(images).latent_dist.mean
+    z = scale_latents(vae, raw)
+    if per_channel:  # every channel zero-mean, unit-variance in the diffusion space
+        per = z.transpose(0, 1).flatten(1)
+        assert per.mean(1).abs().max().item() < 1e-4
+        assert (per.std(1) - 1).abs().max().item() < 1e-4
+        assert raw.transpose(0, 1).flatten(1).std(1).max() / raw.transpose(0, 1).flatten(1).std(1).min() > 1.05
+    else:
+        assert vae.config.latents_mean is None and vae.config.scaling_factor != tiny_pipe.vae.config.scaling_factor
+        assert z.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert torch.allclose(unscale_latents(vae, z), raw, atol=1e-5)
 
 
 def test_min_snr_weights_and_weighted_mse():

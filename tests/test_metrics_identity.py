@@ -59,7 +59,7 @@ def test_no_face_gives_no_value_and_is_counted(photos):
 
 
 def test_arcface_alignment_puts_the_five_points_on_the_template(photos):
-    from diffportrait3d.metrics.faces import dlib_faces
+    from diffportrait3d.faces.dlib_models import dlib_faces
 
     a, g, _ = photos
     for img in (a, g):
@@ -78,7 +78,7 @@ def test_models_are_found_without_pkg_resources(monkeypatch):
     # face_recognition_models' __init__ imports pkg_resources (gone in setuptools >= 82); we never run it
     import sys
 
-    from diffportrait3d.metrics.faces import EMBEDDING_FILE, LANDMARKS_FILE, model_file
+    from diffportrait3d.faces.dlib_models import EMBEDDING_FILE, LANDMARKS_FILE, model_file
 
     monkeypatch.setitem(sys.modules, "pkg_resources", None)
     monkeypatch.delitem(sys.modules, "face_recognition_models", raising=False)
@@ -94,7 +94,7 @@ def test_arcface_backend_runs_an_onnx_model_on_aligned_faces(photos, tmp_path):
     pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper
 
-    from diffportrait3d.metrics.faces import dlib_faces
+    from diffportrait3d.faces.dlib_models import dlib_faces
     from diffportrait3d.metrics.identity import align_arcface
 
     x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [None, 3, 112, 112])

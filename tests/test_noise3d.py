@@ -13,7 +13,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from diffportrait3d.conditions import cameras  # noqa: E402
+from diffportrait3d import cameras  # noqa: E402
 from diffportrait3d.metrics.ssim import ssim  # noqa: E402
 from diffportrait3d.models import noise3d_geometry as geo  # noqa: E402
 from diffportrait3d.models.noise3d import NoiseModel3D  # noqa: E402
@@ -55,7 +55,7 @@ def test_centre_ray_passes_through_lookat_and_rays_match_the_renderer():
     miss = torch.linalg.cross(to_lookat, d).norm(dim=-1)  # distance of the look-at point from the ray
     assert miss.max() < 1e-5
     assert ((to_lookat * d).sum(-1) > 2).all()  # in front of the camera, about 2.5 away
-    # every pixel ray agrees with the renderer's (conditions.cameras.pixel_rays)
+    # every pixel ray agrees with the renderer's (cameras.pixel_rays)
     for i in range(len(lab)):
         o_ref, d_ref = cameras.pixel_rays(lab[i].double().numpy(), 8)
         o, d = geo.rays(lab[i:i + 1], geo.pixel_uv(8, 8))

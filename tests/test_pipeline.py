@@ -19,7 +19,8 @@ def images(n, seed=0, size=64):
 
 def run(pipe, seed=0, n=3, **kw):
     kw.setdefault("num_inference_steps", 3)
-    return pipe(images(1, 100), images(n, 1), generator=torch.Generator().manual_seed(seed), output_type="pt", **kw)
+    kw.setdefault("output_type", "pt")
+    return pipe(images(1, 100), images(n, 1), generator=torch.Generator().manual_seed(seed), **kw)
 
 
 def test_same_seed_same_output_and_seed_matters(tiny_pipe):
@@ -40,7 +41,7 @@ def test_groups_are_denoised_independently(tiny_pipe):
     conds = images(4, 1)
     kw = dict(num_inference_steps=2, output_type="latent", eta=0.0)
     x_t = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    both = tiny_pipe(images(1, 100), conds, group_size=2, latents=x_t, **kw).images
+    both = tiny_pipe(images(1, 100), conds, group_size=2, views="groups", latents=x_t, **kw).images
     first = tiny_pipe(images(1, 100), conds[:2], group_size=2, latents=x_t[:2], **kw).images
     assert (both[:2] - first).abs().max().item() <= 1e-5
 
@@ -69,6 +70,8 @@ def test_recorded_noise_replays_a_run(tiny_pipe):
     (dict(proxy_images=images(2)), "one proxy per view"),
     (dict(latents=torch.zeros(1, 4, 8, 8)), "do not fit"),
     (dict(output_type="np"), "output_type"),
+    (dict(mode="fastest"), "--mode"),
+    (dict(num_inference_steps=0), "--steps"),
 ])
 def test_bad_inputs_fail_with_one_line(tiny_pipe, kw, match):
     args = dict(reference_images=images(1), condition_images=images(3), num_inference_steps=2)
@@ -111,3 +114,30 @@ def test_init_from_stable_diffusion_folder(tmp_path):
     assert torch.equal(comps["prompt_embedding"].embeds, want)
     with pytest.raises(UserError, match="cannot load a Stable Diffusion base"):
         sd15_components(str(tmp_path / "missing"))
+
+
+def test_the_scheduler_component_drives_the_loop(tiny_model_dir):
+    """Swapping pipe.scheduler changes the output; putting the release's DDIM back restores it."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    pipe = DiffPortrait3DPipeline.from_pretrained(tiny_model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    kw = dict(n=2, eta=0.0, output_type="latent")
+    ddim = run(pipe, **kw).images
+    release_config = pipe.scheduler.config
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(release_config)
+    assert (run(pipe, **kw).images - ddim).abs().max().item() > 1e-3
+    pipe.scheduler = DDIMScheduler.from_config(release_config, timestep_spacing="trailing")
+    assert (run(pipe, **kw).images - ddim).abs().max().item() > 1e-3
+    pipe.scheduler = DDIMScheduler.from_config(release_config)
+    assert torch.equal(run(pipe, **kw).images, ddim)
+
+
+@pytest.mark.parametrize("mode", ["fast", "dpm++2m-10", "unipc-10", "ddim-12", "ref-every-2"])
+def test_fast_modes_are_deterministic_and_differ_from_exact(tiny_pipe, mode):
+    kw = dict(n=2, output_type="latent", num_inference_steps=4)
+    a, b = run(tiny_pipe, mode=mode, **kw).images, run(tiny_pipe, mode=mode, **kw).images
+    assert torch.equal(a, b)
+    # the tiny random reference UNet's tokens hardly depend on t, so reusing them moves little
+    assert (a - run(tiny_pipe, **kw).images).abs().max().item() > (0 if mode == "ref-every-2" else 1e-4)
+    assert (a - run(tiny_pipe, seed=1, mode=mode, **kw).images).abs().max().item() > 1e-3

@@ -14,9 +14,10 @@ from safetensors.torch import load_file
 
 from diffportrait3d.convert.official import build_components
 from diffportrait3d.models.denoiser import Networks, backbone_eps, control_residuals, guided_eps, reference_bank
-from diffportrait3d.models.reference_attention import ReferenceState, install_reference_processors
-from diffportrait3d.pipeline.ddim import ddim_schedule, ddim_step, sample_ddim
-from diffportrait3d.pipeline.schedule import q_sample, sd15_alphas_cumprod
+from diffportrait3d.models.reference_attention import ReferenceBank, ReferenceState, install_reference_processors
+from diffportrait3d.pipeline.sampling import denoise
+from diffportrait3d.pipeline.schedule import q_sample, release_ddim, sd15_alphas_cumprod
+from diffportrait3d.pipeline.view_groups import ViewConditions, grouped_eps
 
 DIR = Path(os.environ.get("DP3D_REFERENCE_VECTORS", Path(__file__).parent / "reference_vectors"))
 EPS_TOL = dict(atol=1e-4, rtol=1e-4)  # the README's suggested forward tolerance
@@ -111,22 +112,36 @@ def test_unit_vectors(model, vec, ):
     out = st(x, encoder_hidden_states=ctx, cross_attention_kwargs={"reference": write}).sample
     torch.testing.assert_close(out, vec["unit.st_write_out"], **EPS_TOL)
     torch.testing.assert_close(write.bank[name], vec["unit.st_written_bank"], **EPS_TOL)
-    read = ReferenceState("read", {name: vec["unit.st_bank"]}, x.shape[0])
+    read = ReferenceState("read", ReferenceBank({name: vec["unit.st_bank"]}), x.shape[0])
     torch.testing.assert_close(st(x, encoder_hidden_states=ctx, cross_attention_kwargs={"reference": read}).sample,
                                vec["unit.st_read_out"], **EPS_TOL)
     torch.testing.assert_close(nets.controlnet.controlnet_cond_embedding(vec["hint"]), vec["unit.hint_out"], **EPS_TOL)
 
 
+def release_scheduler(steps):
+    """The pipeline's default scheduler component, as the loop uses it."""
+    sched = release_ddim()
+    sched.set_timesteps(steps)
+    return sched
+
+
 def test_schedule():
+    """The diffusers DDIMScheduler component, configured as the release, has the release's coefficients."""
     s = load_file(DIR / "schedule.safetensors")
     ac = sd15_alphas_cumprod()
     assert maxabs(ac, s["alphas_cumprod"]) == 0.0
     for key in {k.split(".")[0] for k in s if k.startswith("ddim")}:
         steps, eta = int(key[4:].split("_")[0]), float(key.split("eta")[1].replace("p", "."))
-        d = ddim_schedule(ac, steps, eta)
-        assert d.timesteps.tolist() == s[f"{key}.timesteps"].flip(0).tolist()
-        for f in ("alphas", "alphas_prev", "sigmas", "sqrt_one_minus_alphas"):
-            assert maxabs(getattr(d, f), s[f"{key}.{f}"].flip(0)) < 1e-7, (key, f)
+        sched = release_scheduler(steps)
+        ts = sched.timesteps
+        assert ts.tolist() == s[f"{key}.timesteps"].flip(0).tolist()
+        prev = ts - sched.config.num_train_timesteps // steps
+        got = {"alphas": sched.alphas_cumprod[ts],
+               "alphas_prev": torch.stack([sched.alphas_cumprod[p] if p >= 0 else sched.final_alpha_cumprod for p in prev]),
+               "sigmas": eta * torch.stack([sched._get_variance(t, p) for t, p in zip(ts, prev)]).sqrt(),
+               "sqrt_one_minus_alphas": (1 - sched.alphas_cumprod[ts]).sqrt()}
+        for f, v in got.items():
+            assert maxabs(v.float(), s[f"{key}.{f}"].flip(0)) < 1e-7, (key, f)
 
 
 def sampling_files():
@@ -138,40 +153,38 @@ def _run_setup(name, vec):
     steps = run["t"].shape[0]
     eta = float(name.split("eta")[1].replace("p", "."))
     noise = vec.get(f"ddim{steps}_eta{name.split('eta')[1]}_noise")
-    return run, ddim_schedule(sd15_alphas_cumprod(), steps, eta), noise
+    return run, release_scheduler(steps), eta, noise
 
 
 @torch.no_grad()
 @pytest.mark.parametrize("name", [n for n in sampling_files() if "x_in" in load_file(DIR / f"sampling_{n}.safetensors")])
 def test_every_ddim_step(model, vec, name):
     nets, _ = model
-    run, sched, noise = _run_setup(name, vec)
+    run, sched, eta, noise = _run_setup(name, vec)
     assert sched.timesteps.tolist() == run["t"][:, 0].tolist()
-    for k in range(len(sched)):
+    for k, t in enumerate(sched.timesteps):
         x = run["x_in"][k]
-        eps, eps_c, eps_u = guided_eps(nets, x, sched.timesteps[k], vec["context_single"], vec["ref_latent_single"], vec["hint"], 3.0)
+        eps, eps_c, eps_u = guided_eps(nets, x, t, vec["context_single"], vec["ref_latent_single"], vec["hint"], 3.0)
         torch.testing.assert_close(eps_c, run["eps_cond"][k], **EPS_TOL)
         torch.testing.assert_close(eps_u, run["eps_uncond"][k], **EPS_TOL)
-        x_out, pred_x0 = ddim_step(x, eps, k, sched, None if noise is None else noise[k])
+        out = sched.step(eps, t, x, eta=eta, variance_noise=None if noise is None else noise[k])
         tol = 1e-4 * x.abs().max().item()
-        assert maxabs(pred_x0, run["pred_x0"][k]) < 1e-4 * run["pred_x0"][k].abs().max().item()
-        assert maxabs(x_out, run["x_out"][k]) < tol
+        assert maxabs(out.pred_original_sample, run["pred_x0"][k]) < 1e-4 * run["pred_x0"][k].abs().max().item()
+        assert maxabs(out.prev_sample, run["x_out"][k]) < tol
 
 
 @torch.no_grad()
 @pytest.mark.parametrize("name", sampling_files())
 def test_whole_runs(model, vec, name):
+    """The pipeline's loop (denoise + grouped_eps + the scheduler component) against whole release runs."""
     nets, _ = model
-    run, sched, noise = _run_setup(name, vec)
+    run, sched, eta, noise = _run_setup(name, vec)
     x_t = q_sample(vec["proxy_latent"], vec["q_sample_noise"], sd15_alphas_cumprod(), 999)
     assert maxabs(x_t, run["x_T"]) < 1e-5 * run["x_T"].abs().max().item()
-
-    def eps_fn(x, t):
-        return guided_eps(nets, x, t, vec["context_single"], vec["ref_latent_single"], vec["hint"], 3.0)[0]
-
-    final = sample_ddim(eps_fn, run["x_T"], sched, (lambda k: noise[k]) if noise is not None else None, disable=True)
+    cond = ViewConditions(vec["context_single"], vec["ref_latent_single"], vec["hint"], 3.0)
+    final = denoise(lambda x, t: grouped_eps(nets, x, t, cond, group_size=x.shape[0]), run["x_T"], sched, eta=eta, step_noise=noise)
     rel = maxabs(final, run["final"]) / run["final"].std().item()
-    assert rel < (1e-3 if len(sched) <= 4 else 1e-2), rel
+    assert rel < (1e-3 if len(sched.timesteps) <= 4 else 1e-2), rel
 
 
 def test_full_size_layout_converts_completely():

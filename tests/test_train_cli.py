@@ -29,7 +29,7 @@ def test_train_stages_and_render_with_3d_aware_noise(dataset, tiny_model_dir, tm
     pipe.set_progress_bar_config(disable=True)
     assert pipe.noise_model is not None and pipe.noise_model.config.training_loss == "ssim"
     ref = torch.zeros(3, 64, 64)
-    from diffportrait3d.conditions.cameras import camera_labels
+    from diffportrait3d.cameras import camera_labels
 
     labels = camera_labels([-30, 30], [0, 0])
     proxies = pipe.noise_proxies(ref, None, labels)

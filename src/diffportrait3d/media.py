@@ -1,5 +1,6 @@
 """Reading user images and writing images, contact sheets and videos (atomically)."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,14 @@ def open_rgb(path: str | Path) -> Image.Image:
     if path.is_dir():
         raise UserError(f"expected an image file, got a folder: {path}")
     try:
-        img = Image.open(path)
+        with warnings.catch_warnings():  # the size check below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)  # reads the header only
+        if img.width * img.height > Image.MAX_IMAGE_PIXELS:
+            raise UserError(f"{path} is {img.width}x{img.height} pixels, more than {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+                            "downscale it first (the model works at 512x512 or less)")
         img.load()
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
         raise UserError(f"not a readable image: {path} ({e.__class__.__name__})") from None
     return to_rgb(img)
 

@@ -3,11 +3,8 @@
 import argparse
 import sys
 
+from ..app.settings import CHOICES, DEFAULT_VIEWS, MAX_FPS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MAX_VIEWS, RenderSettings
 from ..preflight import describe_range, in_range
-
-MAX_SEED = 2**63 - 1
-DEFAULT_VIEWS = 16
-MAX_VIEWS = 1024  # views per render: beyond this a turntable is a job for several runs
 
 
 def number(lo=None, hi=None, integer: bool = True):
@@ -27,11 +24,19 @@ def add_model_args(p, default_model=None):
     p.add_argument("--model", default=default_model, required=default_model is None,
                    help="model folder, hub id, or 'mini' (the shipped miniature model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"], help="weights and activations precision")
+    p.add_argument("--dtype", default="fp32", choices=CHOICES["dtype"], help="weights and activations precision")
+
+
+def add_mode_arg(p):
+    p.add_argument("--mode", default="exact", choices=CHOICES["mode"],
+                   help="exact: the released model's DDIM sampler; fast: the recommended fast setting (DPM-Solver++ 2M SDE, "
+                        "12 steps); the others are measured alternatives (README, Speed)")
 
 
 def add_steps_arg(p):
-    p.add_argument("--steps", type=number(1, 1000), default=50, help="DDIM steps, 1..1000 (the release uses 50)")
+    add_mode_arg(p)
+    p.add_argument("--steps", type=number(1, MAX_STEPS), default=None,
+                   help=f"denoising steps, 1..{MAX_STEPS} (default: the mode's; 50 for exact, as the release)")
 
 
 def add_seed_arg(p, help="random seed"):
@@ -40,10 +45,33 @@ def add_seed_arg(p, help="random seed"):
 
 def add_sampling_args(p):
     add_steps_arg(p)
-    p.add_argument("--guidance", type=number(0, 100, integer=False), default=3.0, help="classifier-free guidance scale, 0..100")
-    p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic)")
+    p.add_argument("--guidance", type=number(0, MAX_GUIDANCE, integer=False), default=3.0,
+                   help=f"classifier-free guidance scale, 0..{MAX_GUIDANCE}")
+    p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic; exact mode)")
     add_seed_arg(p)
     p.add_argument("--group", type=number(1), default=8, help="views denoised together by the view modules (max 32)")
+    add_view_plan_args(p)
+
+
+def add_view_plan_args(p):
+    p.add_argument("--group-mode", default=None, dest="group_mode", metavar="MODE",
+                   help="how more views than one group are denoised: shifted (default: group boundaries move every "
+                        "other step, no seams, no extra cost), windows (overlapping windows, averaged), groups (the "
+                        "release: independent groups, exact); add +anchors and/or a noise, +freenoise or +mixed, e.g. "
+                        "windows+anchors (README: Long orbits)")
+    p.add_argument("--overlap", type=number(0), default=None, help="windows: views shared by neighbouring windows (default group/4)")
+    p.add_argument("--anchors", type=number(0), default=None, help="anchor views rendered first and attended to by all (default 4 with +anchors)")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="wrap the windows around a closed path (default: detected, first camera ~ last camera)")
+
+
+def add_crop_arg(p):
+    p.add_argument("--crop", default="none", choices=CHOICES["crop"],
+                   help="auto: align the face like EG3D's crops (dlib landmarks) and use its estimated camera for the 3D-aware noise")
+
+
+def add_fps_arg(p):
+    p.add_argument("--fps", type=number(1, MAX_FPS), default=8, help=f"frames per second of a video, 1..{MAX_FPS}")
 
 
 def add_camera_args(p):
@@ -52,7 +80,7 @@ def add_camera_args(p):
     p.add_argument("--views", type=number(1, MAX_VIEWS), default=None,
                    help=f"number of views, 1..{MAX_VIEWS} (default 16); with a condition video, frames sampled from it "
                         "(at most its frame count); not used with a condition folder, whose images are all used")
-    p.add_argument("--path", default="orbit", help="orbit, nod, spiral, or a JSON file of angles or 25-float EG3D labels")
+    p.add_argument("--path", default="orbit", help="orbit, nod, spiral, bounce, or a JSON file of angles or 25-float EG3D labels")
     p.add_argument("--condition-seed", type=number(0, MAX_SEED), default=0, dest="condition_seed",
                    help="identity drawn by the built-in renderer")
 
@@ -64,3 +92,11 @@ def note_if_mini_on_photo(model: str, images) -> None:
     if model == "mini" and not all(made_by_synth(p) for p in images):
         print("note: the mini model knows only the procedural heads of `dp3d synth`; on other images expect a "
               "procedural head, not your subject (real photos need a full-size model, see the README)", file=sys.stderr)
+
+
+def settings_from_args(args, **overrides) -> RenderSettings:
+    """The RenderSettings fields a command's arguments name (the rest keep their defaults)."""
+    from dataclasses import fields
+
+    values = {f.name: getattr(args, f.name) for f in fields(RenderSettings) if hasattr(args, f.name)}
+    return RenderSettings(**{**values, **overrides})

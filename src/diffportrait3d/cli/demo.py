@@ -5,9 +5,8 @@ photos need the full-size model (Stable Diffusion 1.5 + trained or the authors' 
 OUT gets turntable.mp4, turntable.gif and contact_sheet.png (replaced if there); other files in it are kept.
 """
 
-from .common import DEFAULT_VIEWS, add_camera_args, add_seed_arg, add_steps_arg, note_if_mini_on_photo
+from .common import add_camera_args, add_crop_arg, add_model_args, add_sampling_args, note_if_mini_on_photo, settings_from_args
 
-DEMO_IDENTITY = 424242   # never drawn by `dp3d synth` for training (its seeds are 31-bit hashes)
 DEMO_CONDITION = 7       # the proxy identity whose renders carry the cameras
 OUTPUTS = ("turntable.mp4", "turntable.gif", "contact_sheet.png")
 
@@ -17,10 +16,9 @@ def add_parser(sub, name):
                        description=__doc__)
     p.add_argument("-o", "--output", default="demo_out", help="folder for turntable.mp4, turntable.gif, contact_sheet.png")
     p.add_argument("--reference", default=None, help="reference image (default: a held-out synthetic head)")
-    p.add_argument("--model", default="mini", help="model folder, hub id, or 'mini' (shipped)")
-    add_steps_arg(p)
-    add_seed_arg(p)
-    p.add_argument("--device", default="auto")
+    add_model_args(p, default_model="mini")
+    add_crop_arg(p)
+    add_sampling_args(p)
     add_camera_args(p)
     p.set_defaults(func=run, condition_seed=DEMO_CONDITION)
 
@@ -28,40 +26,24 @@ def add_parser(sub, name):
 def run(args):
     import time
 
-    import torch
-
-    from ..atomic import atomic_path
-    from ..conditions.cameras import camera_label
-    from ..conditions.head import Expression, Identity, build_scene, render_scene
-    from ..conditions.sources import load_conditions
-    from ..media import grid, open_rgb, save_video
-    from ..pipeline.loading import load_pipeline
-    from ..preflight import check_output_file, check_output_folder
+    from ..app import load_model, render
+    from ..app.render import check
+    from ..app.samples import sample_reference, sample_truth
+    from ..app.settings import DEFAULT_VIEWS
+    from ..cameras.trajectories import make_trajectory
 
     t0 = time.perf_counter()
-    out = check_output_folder(args.output)
-    for name in OUTPUTS:
-        check_output_file(out / name)
+    settings = settings_from_args(args)
+    check(settings, args.output, OUTPUTS)
     if args.reference:
-        reference = open_rgb(args.reference)
         note_if_mini_on_photo(args.model, [args.reference])
-    pipe = load_pipeline(args.model, args.device)
+    pipe = load_model(settings)
     size = pipe.image_size
-    scene = build_scene(Identity.sample(DEMO_IDENTITY), Expression(smile=0.4))
-    if args.reference:
-        reference, truth = reference.resize((size, size)), None
-    else:
-        reference = render_scene(scene, camera_label(0.0, 0.0), size).pil()
-    conds, labels = load_conditions("render", args.views or DEFAULT_VIEWS, size, yaw=args.yaw, pitch=args.pitch, path=args.path,
-                                    condition_seed=args.condition_seed)
+    reference, truth = args.reference, None
     if not args.reference:
-        truth = [render_scene(scene, label, size).pil() for label in labels]
-    views = pipe(reference, conds, num_inference_steps=args.steps, proxy_images="auto", condition_labels=labels,
-                 generator=torch.Generator().manual_seed(args.seed)).images
-    save_video(views, out / "turntable.mp4", fps=8)
-    save_video(views, out / "turntable.gif", fps=8)
-    rows = [[reference] + [reference.copy() for _ in views[1:]], conds, views] + ([truth] if truth else [])
-    with atomic_path(out / "contact_sheet.png") as tmp:
-        grid(rows).save(tmp, format="PNG")
+        reference = sample_reference(0, size)
+        cameras = make_trajectory(settings.yaw, settings.pitch, settings.views or DEFAULT_VIEWS, settings.path)
+        truth = sample_truth(cameras.labels, size)
+    result = render(settings, [reference], args.output, OUTPUTS, pipe=pipe, truth=truth)
     print("rows of contact_sheet.png: reference | condition (cameras) | generated" + (" | ground truth" if truth else ""))
-    print(f"wrote {', '.join(str(out / name) for name in OUTPUTS)} in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote {', '.join(str(p) for p in result.files.values())} in {time.perf_counter() - t0:.1f} s")

@@ -1,6 +1,6 @@
 """`dp3d evaluate`: LPIPS, DISTS, SSIM, ID, FID, POSE (and PSNR) on reconstruction and novel views."""
 
-from .common import add_model_args
+from .common import add_model_args, add_sampling_args, settings_from_args
 
 
 def add_parser(sub, name):
@@ -12,22 +12,20 @@ def add_parser(sub, name):
     p.add_argument("--data", required=True, help="EG3D-layout dataset folder (e.g. from dp3d synth)")
     p.add_argument("--pairs", type=int, default=16, help="(reference, target) pairs per split")
     p.add_argument("--split", default="both", choices=["recon", "novel", "both"])
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=3.0)
-    p.add_argument("--eta", type=float, default=0.5)
-    p.add_argument("--seed", type=int, default=0)
+    add_sampling_args(p)  # --group-mode etc.: the view schedule of the orbits
     p.add_argument("--proxy", default="auto", choices=["auto", "none"])
+    p.add_argument("--orbits", type=int, default=1, help="closed back-and-forth orbits for the orbit metrics (0: none)")
+    p.add_argument("--orbit-views", type=int, default=16, dest="orbit_views", help="views per orbit")
     p.add_argument("--weights", default=None, help="folder of metric weights (LPIPS/DISTS/FID)")
     p.add_argument("-o", "--output", required=True, help="report folder")
     p.set_defaults(func=run)
 
 
 def run(args):
-    from ..evaluation import EvalConfig, evaluate
+    from ..app.evaluate import EvalConfig, evaluate
 
-    cfg = EvalConfig(model=args.model, data=args.data, output=args.output, pairs=args.pairs, split=args.split, steps=args.steps,
-                     guidance=args.guidance, eta=args.eta, seed=args.seed, proxy=args.proxy, weights=args.weights,
-                     device=args.device, dtype=args.dtype)
+    cfg = EvalConfig(data=args.data, output=args.output, settings=settings_from_args(args), pairs=args.pairs, split=args.split,
+                     weights=args.weights, orbits=args.orbits, orbit_views=args.orbit_views)
     result = evaluate(cfg)
     print((result["paths"]["md"]).read_text())
     print(f"wrote {', '.join(str(p) for p in result['paths'].values())}")

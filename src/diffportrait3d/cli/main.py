@@ -20,6 +20,9 @@ COMMANDS = {
     "fetch-weights": "fetch_weights",
     "synth": "synth",
     "evaluate": "evaluate",
+    "serve": "serve",
+    "align": "align",
+    "conditions": "conditions",
 }
 
 

@@ -4,7 +4,8 @@ split across processes under `accelerate launch`, resumable."""
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_camera_args, add_model_args, add_sampling_args, note_if_mini_on_photo, number
+from .common import (add_camera_args, add_crop_arg, add_fps_arg, add_model_args, add_sampling_args, note_if_mini_on_photo,
+                     settings_from_args)
 
 
 def add_parser(sub, name):
@@ -20,10 +21,10 @@ def add_parser(sub, name):
     p.add_argument("--conditions", default="render", help="render (built-in renderer, default), a folder of images, or a video")
     add_camera_args(p)
     p.add_argument("--proxy", default="auto", choices=["auto", "none"], help="3D-aware initial noise: auto or none (Gaussian)")
-    p.add_argument("--crop", default="none", choices=["none", "auto"], help="auto: detect the face and frame it as in training")
+    add_crop_arg(p)
     p.add_argument("-o", "--output", required=True, help="output folder (other files in it are kept)")
     p.add_argument("--format", default="mp4", choices=["mp4", "gif", "png"], help="per photo: a video, or a folder of PNGs")
-    p.add_argument("--fps", type=number(1, 240), default=8, help="frames per second of the videos, 1..240")
+    add_fps_arg(p)
     add_sampling_args(p)
     p.set_defaults(func=run)
 
@@ -31,23 +32,25 @@ def add_parser(sub, name):
 def run(args):
     from accelerate import PartialState
 
+    from ..app import load_model, render
+    from ..app.render import check
     from ..batch_render import list_photos, outputs_for, render_batch, write_summary
     from ..preflight import check_output_folder
-    from .render import check_sources, load_job, load_references, render_one
 
+    state = PartialState()
+    # under accelerate launch each process takes its own GPU
+    settings = settings_from_args(args, **({"device": str(state.device)} if args.device == "auto" else {}))
+    check(settings)
     out_dir = check_output_folder(args.output)
-    check_sources(args.conditions, args.proxy, args.views)
     photos = list_photos(args.photos)
     outputs = outputs_for(photos, out_dir, args.format)
-    state = PartialState()
     if state.is_main_process:
         note_if_mini_on_photo(args.model, photos)
-    # under accelerate launch each process takes its own GPU
-    job = load_job(args, device=str(state.device) if args.device == "auto" else None)
-    job["pipe"].set_progress_bar_config(disable=True)
+    pipe = load_model(settings)
+    pipe.set_progress_bar_config(disable=True)
 
     def render_photo(photo: Path, output: Path):
-        render_one(args, job, load_references(args, [photo]), output)
+        render(settings, [photo], output, pipe=pipe)
 
     records = render_batch(photos, outputs, render_photo, progress=state.is_main_process)
     if state.is_main_process:

@@ -46,7 +46,8 @@ def run(args):
         raise UserError(f"no usable training samples in {cfg.data}")
     result = train(cfg, stage, dataset, resume=args.resume)
     if PartialState().is_main_process:  # under accelerate launch: one line, not one per process
-        print(f"trained {cfg.stage} to step {result['step']} (final loss {result['final_loss']:.4f}); model folder {cfg.output}/model")
+        loss = "no steps left to run" if result["final_loss"] is None else f"final loss {result['final_loss']:.4f}"  # resumed at max_steps
+        print(f"trained {cfg.stage} to step {result['step']} ({loss}); model folder {cfg.output}/model")
 
 
 def check_output(output: str, resume: bool) -> None:

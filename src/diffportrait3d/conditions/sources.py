@@ -5,7 +5,8 @@
   trajectories); the camera labels come back too.
 - a folder of images: all of them, in sorted file-name order (labels too if the folder holds
   an EG3D dataset.json listing them, else None).
-- a video file: `views` frames sampled evenly (labels None).
+- a video file: for each camera of the requested path, the frame whose estimated head pose is
+  nearest, aligned like EG3D's crops (conditions.video); labels = the picked frames' cameras.
 - one image file: that image alone.
 Every image is returned as an RGB PIL image resized to size x size (no crop), like the model's input.
 """
@@ -18,16 +19,16 @@ from PIL import Image
 
 from ..errors import UserError
 from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, open_rgb, read_video_frames
-from .cameras import check_label
-from .head import Expression, Identity, build_scene, render_scene
-from .trajectories import make_trajectory
+from ..cameras import check_label
+from ..head import Expression, Identity, build_scene, render_scene
+from ..cameras.trajectories import make_trajectory
 
 
 def load_conditions(spec, views: int | None, size: int, *, yaw=None, pitch=None, path: str = "orbit",
                     condition_seed: int = 0) -> tuple[list[Image.Image], np.ndarray | None]:
     """Condition images (and their camera labels when known) for the requested views."""
     if spec is None or str(spec) == "render":
-        traj = make_trajectory("-40:40" if yaw is None else yaw, "0" if pitch is None else pitch, views, path)
+        traj = _path(yaw, pitch, views, path)
         return render_conditions(traj.labels, size, condition_seed), traj.labels
     p = Path(spec)
     if not p.exists():
@@ -37,10 +38,13 @@ def load_conditions(spec, views: int | None, size: int, *, yaw=None, pitch=None,
         return [_fit(open_rgb(f), size) for f in files], _folder_labels(p, files)
     suffix = p.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        frames = read_video_frames(p, views)  # raises a UserError when unreadable
+        from .video import pick_frames
+
+        frames = read_video_frames(p)  # raises a UserError when unreadable
         if not frames:
             raise UserError(f"no frames could be read from video {p}")
-        return [_fit(f, size) for f in frames], None
+        picked = pick_frames(frames, _path(yaw, pitch, views, path).labels, size, str(p))
+        return picked.images, picked.labels
     if suffix in IMAGE_SUFFIXES:
         return [_fit(open_rgb(p), size)], None
     raise UserError(f"condition source {p} is neither a folder, an image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
@@ -53,6 +57,10 @@ def render_conditions(labels, size: int, condition_seed: int = 0) -> list[Image.
         raise UserError(f"condition size must be at least 8 pixels, got {size}")
     scene = build_scene(Identity.sample(condition_seed), Expression())
     return [render_scene(scene, check_label(label), size).pil() for label in np.atleast_2d(labels)]
+
+
+def _path(yaw, pitch, views, path):
+    return make_trajectory("-40:40" if yaw is None else yaw, "0" if pitch is None else pitch, views, path)
 
 
 def _fit(img: Image.Image, size: int) -> Image.Image:

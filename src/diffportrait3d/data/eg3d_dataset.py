@@ -29,7 +29,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from ..conditions.head import Expression, Identity, render_head
+from ..head import Expression, Identity, render_head
 from ..errors import UserError
 from ..media import image_to_tensor
 from .eg3d_index import EG3DIndex

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..conditions.cameras import check_label
+from ..cameras import check_label
 from ..errors import UserError
 
 logger = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import atomic_folder, atomic_path, remove_partials
-from ..conditions.cameras import RADIUS, camera_label
-from ..conditions.head import Expression, Identity, build_scene, render_scene
+from ..cameras import RADIUS, camera_label
+from ..head import Expression, Identity, build_scene, render_scene
 from ..errors import UserError
 from ..preflight import check_output_folder, check_range
 

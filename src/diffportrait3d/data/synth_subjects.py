@@ -5,8 +5,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from ..conditions.cameras import camera_label
-from ..conditions.head import Expression, Identity, build_scene, render_scene
+from ..cameras import camera_label
+from ..head import Expression, Identity, build_scene, render_scene
 from ..media import image_to_tensor
 
 

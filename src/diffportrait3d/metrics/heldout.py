@@ -9,8 +9,8 @@ The shipped model trained on seed 0; any other seed gives identities it never sa
 import numpy as np
 import torch
 
-from ..conditions.cameras import camera_labels
-from ..conditions.head import Expression, Identity, build_scene, render_scene
+from ..cameras import camera_labels
+from ..head import Expression, Identity, build_scene, render_scene
 from ..data.synth import SynthConfig, subject_plan
 from ..media import image_to_tensor
 
@@ -32,6 +32,25 @@ class HeldoutSubject:
         """This subject (or `scene`, in this subject's light) at a camera, (3, res, res) in [-1, 1]."""
         label = camera_labels([yaw], [pitch])[0]
         return image_to_tensor(render_scene(scene or self.scene, label, self.res, light=self.light).pil())
+
+
+def generate_views(pipe, subject: HeldoutSubject, angles, steps: int, condition_seed: int = 0, proxy="auto",
+                   control: float = 1.0, modules: bool = True, seed: int = 0) -> torch.Tensor:
+    """Views of `subject` from its reference (camera 0) at `angles` (N, 2) yaw/pitch, (N, 3, H, W) in
+    [-1, 1]; `control=0` turns the view ControlNet off, `modules=False` the view modules."""
+    from ..conditions.sources import render_conditions
+
+    labels = camera_labels(angles[:, 0], angles[:, 1])
+    if not modules:
+        pipe.view_modules.detach()
+    try:
+        out = pipe(subject.images[:1], render_conditions(labels, subject.res, condition_seed), num_inference_steps=steps,
+                   proxy_images=proxy, condition_labels=labels, reference_label=subject.labels[0], control_scale=control,
+                   generator=torch.Generator().manual_seed(seed), output_type="pt").images
+    finally:
+        if not modules:
+            pipe.install_processors()
+    return out * 2 - 1
 
 
 def border_colour(images: torch.Tensor) -> torch.Tensor:

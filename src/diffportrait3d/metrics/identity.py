@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .base import MetricResult, MetricUnavailable, check_pair, to_uint8_hwc
-from .faces import require_cv2
+from ..faces.dlib_models import require_cv2
 
 # ArcFace's reference positions (112x112) of left eye, right eye, nose tip, left/right mouth corner
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -42,7 +42,7 @@ class DlibEmbedder(Embedder):
     name = "dlib-resnet-v1 (face-recognition-models)"
 
     def __init__(self):
-        from .faces import dlib_faces
+        from ..faces.dlib_models import dlib_faces
 
         try:
             self.faces = dlib_faces()
@@ -83,7 +83,7 @@ class ArcFaceOnnx(Embedder):
             import onnxruntime as ort
         except ImportError:
             raise MetricUnavailable("ID", "the ArcFace backend needs onnxruntime (pip install onnxruntime)") from None
-        from .faces import dlib_faces
+        from ..faces.dlib_models import dlib_faces
 
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name

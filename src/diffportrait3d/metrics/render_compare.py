@@ -66,7 +66,8 @@ def render_compare_pose(image: torch.Tensor, render: Renderer, yaws: Sequence[fl
     if refine_to:
         step = 0.5 * min(_spacing(yaws), _spacing(pitches))
         while step >= refine_to:
-            moves = [(best[0] + dy * step, best[1] + dp * step) for dy, dp in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+            moves = [(best[0] + dy * step, best[1] + dp * step) for dy, dp in ((1, 0), (-1, 0), (0, 1), (0, -1))
+                     if abs(best[1] + dp * step) < 90]  # a poor image can pull the search to the pole, where cameras end
             cand = min(moves, key=lambda yp: cost(*yp))
             if cost(*cand) < cost(*best):
                 best = cand

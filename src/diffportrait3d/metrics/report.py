@@ -22,7 +22,8 @@ from .base import MetricResult
 
 # column -> (arrow, decimals)
 COLUMNS = {"LPIPS": ("↓", 4), "DISTS": ("↓", 4), "SSIM": ("↑", 4), "ID": ("↑", 4), "FID": ("↓", 2), "POSE": ("↓", 2),
-           "PSNR": ("↑", 2), "ID-retrieval": ("↑", 3)}
+           "PSNR": ("↑", 2), "ID-retrieval": ("↑", 3), "seam ratio": ("→1", 3), "loop closure": ("→1", 3),
+           "flicker ratio": ("↓", 3)}
 FIGURE_LABELS = ("reference", "condition", "generated", "ground truth")
 
 
@@ -80,8 +81,9 @@ class Report:
         backends = {c: res.backend for r in self.rows for c, res in r.results.items() if res.backend}
         if backends:
             out += ["Backends: " + "; ".join(f"{c}: {b}" for c, b in backends.items()), ""]
-        out += ["recon: the target view is the reference view; novel: another view of the same subject. "
-                "↓ lower is better, ↑ higher is better. SSIM/PSNR on images in [0, 1]; POSE in degrees.", ""]
+        out += ["recon: the target view is the reference view; novel: another view of the same subject; orbit: views "
+                "along a closed path (metrics/orbit.py). ↓ lower is better, ↑ higher is better, →1 best at 1. "
+                "SSIM/PSNR on images in [0, 1]; POSE in degrees.", ""]
         return "\n".join(out)
 
 

@@ -22,7 +22,7 @@ TINY_VAE = dict(
 # the released model's view modules: 8 heads, one transformer block, 32 views
 VIEW_MODULES = dict(num_attention_heads=8, num_transformer_blocks=1, max_views=32)
 
-# DDIM over the SD1.5 schedule, as the release samples (see pipeline/ddim.py for the arithmetic)
+# DDIM over the SD1.5 schedule, as the release samples (pipeline/schedule.py gives it the LDM alphas)
 SCHEDULER = dict(
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
     clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading", prediction_type="epsilon",

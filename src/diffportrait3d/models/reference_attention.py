@@ -6,13 +6,33 @@ see [own tokens ; recorded tokens] (paper eq. 4), with its own frozen W_K, W_V; 
 references are concatenated along the token axis (eq. 5). Both UNets have the same layout, so
 entries are keyed by processor name, never by call order.
 
+W_K, W_V act token by token, so K = [W_K h ; W_K h_ref]: the recorded tokens are projected once
+per bank and layer (`ReferenceBank.keys_values`) and shared by every view that reads them, where
+the release projects them again for each view.
+
 Per-call data travels in `cross_attention_kwargs={"reference": ReferenceState(...)}`.
 """
 
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
+
+
+class ReferenceBank(dict):
+    """Recorded reference tokens by processor name, (B, N, C) each (B = 1: shared by every view),
+    plus their keys and values under the reading UNet's W_K, W_V, projected on first use."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.projected: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def keys_values(self, name: str, attn) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self.projected:
+            tokens = self[name].to(attn.to_k.weight.dtype)
+            self.projected[name] = (attn.to_k(tokens), attn.to_v(tokens))
+        return self.projected[name]
 
 
 @dataclass
@@ -26,8 +46,23 @@ class ReferenceState:
     """
 
     mode: str
-    bank: dict[str, torch.Tensor] = field(default_factory=dict)
+    bank: ReferenceBank = field(default_factory=ReferenceBank)
     rows: int | None = None
+
+
+def _attend_with_reference(attn, h: torch.Tensor, k_ref: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
+    """attn1 of tokens h (B, N, C) over keys/values [h ; reference], as AttnProcessor2_0 computes it."""
+    if attn.spatial_norm is not None or attn.group_norm is not None or attn.residual_connection or h.ndim != 3:
+        raise ValueError("reference attention supports Stable Diffusion-style self-attention layers only")
+    b = h.shape[0]
+    k = torch.cat([attn.to_k(h), k_ref.expand(b, -1, -1)], dim=1)
+    v = torch.cat([attn.to_v(h), v_ref.expand(b, -1, -1)], dim=1)
+    d = k.shape[-1] // attn.heads
+    q, k, v = (x.view(b, -1, attn.heads, d).transpose(1, 2) for x in (attn.to_q(h), k, v))  # (B, heads, N, d)
+    if attn.norm_q is not None:
+        q, k = attn.norm_q(q), attn.norm_k(k)
+    out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, -1, attn.heads * d)
+    return attn.to_out[1](attn.to_out[0](out)) / attn.rescale_output_factor
 
 
 class ReferenceAttnProcessor:
@@ -46,13 +81,11 @@ class ReferenceAttnProcessor:
             return self._sdpa(attn, hidden_states, None, attention_mask, temb)
         if reference.mode != "read":
             raise ValueError(f"unknown reference mode {reference.mode!r}")
-        ref = reference.bank[self.name]
+        k_ref, v_ref = reference.bank.keys_values(self.name, attn)
         rows = hidden_states.shape[0] if reference.rows is None else reference.rows
-        h = hidden_states[:rows]
-        ref = ref.expand(rows, -1, -1) if ref.shape[0] == 1 else ref
-        if ref.shape[0] != rows:
-            raise ValueError(f"reference bank batch {ref.shape[0]} fits neither 1 nor the {rows} conditional rows")
-        out = self._sdpa(attn, h, torch.cat([h, ref.to(h.dtype)], dim=1), None, temb)
+        if k_ref.shape[0] not in (1, rows):
+            raise ValueError(f"reference bank batch {k_ref.shape[0]} fits neither 1 nor the {rows} conditional rows")
+        out = _attend_with_reference(attn, hidden_states[:rows], k_ref, v_ref)
         if rows == hidden_states.shape[0]:
             return out
         rest = self._sdpa(attn, hidden_states[rows:], None, None, temb)
@@ -65,9 +98,9 @@ def install_reference_processors(unet) -> None:
     unet.set_attn_processor({name: ReferenceAttnProcessor(name) for name in unet.attn_processors})
 
 
-def combine_references(bank: dict[str, torch.Tensor], num_references: int) -> dict[str, torch.Tensor]:
+def combine_references(bank: dict[str, torch.Tensor], num_references: int) -> ReferenceBank:
     """(R*B, N, C) entries of R references -> (B, R*N, C): all references side by side (eq. 5)."""
-    out = {}
+    out = ReferenceBank()
     for name, t in bank.items():
         rb, n, c = t.shape
         b = rb // num_references

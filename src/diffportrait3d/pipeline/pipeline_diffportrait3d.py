@@ -5,6 +5,7 @@ condition images (a portrait of any identity seen from each wanted camera).
     >>> views = pipe("me.jpg", condition_images=[...16 images...], generator=torch.Generator().manual_seed(0)).images
 """
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -14,13 +15,17 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import UserError
 from ..media import images_to_tensor, tensor_to_pil
-from ..models.denoiser import Networks, guided_eps, shared_reference_bank
+from ..models.denoiser import Networks
+from ..models.latent_scale import scale_latents, unscale_latents
 from ..models.noise3d import NoiseModel3D  # noqa: F401  diffusers loads only imported component modules
 from ..models.prompt_embedding import PromptEmbedding  # noqa: F401
 from ..models.reference_attention import install_reference_processors
 from ..models.view_modules import ViewModules  # noqa: F401
-from .ddim import ddim_schedule, gaussian_noise_sampler, sample_ddim
-from .schedule import alphas_cumprod_from_config, q_sample
+from .modes import MODES, SamplingMode
+from .sampling import denoise
+from .schedule import alphas_cumprod_from_config, q_sample, use_release_schedule
+from .view_groups import ViewConditions, grouped_eps
+from .view_windows import anchor_references, fuse, plan_for
 
 NOISE3D_T = 999  # the 3D-aware start: the proxy latent taken by the forward process to t = 999
 
@@ -80,18 +85,18 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         vae = self.vae
         dist = vae.encode(images.to(vae.device, vae.dtype)).latent_dist
         z = dist.sample(generator) if sample_posterior else dist.mean
-        return z * vae.config.scaling_factor
+        return scale_latents(vae, z)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self.vae
-        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0].clamp(-1, 1)
+        return vae.decode(unscale_latents(vae, latents.to(vae.dtype)), return_dict=False)[0].clamp(-1, 1)
 
     @torch.no_grad()
     def noise_proxies(self, reference: torch.Tensor, reference_label=None, condition_labels=None) -> torch.Tensor | None:
         """Proxy images I~ from the 3D-aware noise model, or None when it or the cameras are missing."""
         if self.noise_model is None or condition_labels is None:
             return None
-        from ..conditions.cameras import camera_label
+        from ..cameras import camera_label
 
         ref_label = torch.as_tensor(camera_label(0.0, 0.0) if reference_label is None else reference_label, dtype=torch.float32)
         labels = torch.as_tensor(condition_labels, dtype=torch.float32).reshape(-1, 25)
@@ -99,7 +104,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         return self.noise_model.proxies(reference.to(dev), ref_label.to(dev), labels.to(dev)).float().cpu()
 
     # -- sampling --------------------------------------------------------------------------
-    def check_inputs(self, refs, conds, proxies, group_size, guidance_scale, eta):
+    def check_inputs(self, refs, conds, proxies, group_size, guidance_scale, eta, steps, mode):
         if conds.shape[0] == 0:
             raise UserError("no condition images: give one image per wanted view")
         if not 1 <= group_size <= self.view_modules.config.max_views:
@@ -108,13 +113,25 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             raise UserError(f"{proxies.shape[0]} proxy images for {conds.shape[0]} condition images: give one proxy per view")
         if eta < 0 or guidance_scale < 0:
             raise UserError("eta and guidance scale must be >= 0")
+        if not 1 <= steps <= self.scheduler.config.num_train_timesteps:
+            raise UserError(f"--steps {steps}: give 1..{self.scheduler.config.num_train_timesteps} steps")
+        if mode.reference_every < 1:
+            raise UserError("reference_every must be >= 1")
+
+    @staticmethod
+    def sampling_mode(mode) -> SamplingMode:
+        if isinstance(mode, SamplingMode):
+            return mode
+        if mode not in MODES:
+            raise UserError(f"--mode {mode!r}: choose from {', '.join(MODES)}")
+        return MODES[mode]
 
     @torch.no_grad()
-    def __call__(self, reference_images, condition_images, num_inference_steps: int = 50, guidance_scale: float = 3.0,
+    def __call__(self, reference_images, condition_images, num_inference_steps: int | None = None, guidance_scale: float = 3.0,
                  eta: float = 0.5, proxy_images="auto", generator: torch.Generator | None = None, output_type: str = "pil",
-                 group_size: int = 8, mode: str = "fast", batch_cfg: bool = True, sample_posterior: bool = False,
+                 group_size: int = 8, mode: str | SamplingMode = "exact", sample_posterior: bool = False,
                  latents: torch.Tensor | None = None, step_noise=None, control_scale: float = 1.0, callback=None,
-                 condition_labels=None, reference_label=None, return_dict: bool = True):
+                 condition_labels=None, reference_label=None, views=None, return_dict: bool = True):
         """Render one view per condition image.
 
         reference_images: image / path / list of them / (R,3,H,W) tensor in [-1,1]; all references
@@ -123,65 +140,87 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             "auto" (default, as `dp3d render`): made by the model's noise_model from the first
             reference, `reference_label` (its EG3D camera, default frontal) and `condition_labels`
             (one EG3D camera per view); Gaussian noise when the model has no noise model or no labels.
-        latents: optional initial latent x_T (N,4,h,w); step_noise: optional (steps, N, 4, h, w)
-            recorded DDIM noise (replays a run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
+        mode: "exact" (default: `self.scheduler`, the release's DDIM unless you swap it, 50 steps),
+            "fast" (the recommended fast setting) or another key of pipeline.modes.MODES / a SamplingMode.
+        num_inference_steps: None = the mode's default. eta: for schedulers that take it (DDIM).
+        latents: optional initial latent x_T (N,C,h,w); step_noise: optional (steps, N, C, h, w)
+            recorded noise (replays a DDIM run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
+        views: which views are denoised together (view_windows.ViewPlan or its name, e.g. "groups"
+            for the release's independent groups of `group_size`); None: view_windows.DEFAULT for
+            more views than one group. Closed paths are detected from `condition_labels`.
         """
         if output_type not in ("pil", "pt", "latent"):
             raise UserError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
+        mode = self.sampling_mode(mode)
+        steps = mode.steps if num_inference_steps is None else num_inference_steps
         # 1. inputs
         size, device, dtype = self.image_size, self._execution_device, self.unet.dtype
         refs = images_to_tensor(reference_images, size)
         conds = images_to_tensor(condition_images, size)
-        if isinstance(proxy_images, str) and proxy_images == "auto":
-            proxy_images = self.noise_proxies(refs[0], reference_label, condition_labels)
-        proxies = images_to_tensor(proxy_images, size) if proxy_images is not None else None
-        self.check_inputs(refs, conds, proxies, group_size, guidance_scale, eta)
+        auto = isinstance(proxy_images, str) and proxy_images == "auto"
+        proxies = images_to_tensor(proxy_images, size) if proxy_images is not None and not auto else None
+        self.check_inputs(refs, conds, proxies, group_size, guidance_scale, eta, steps, mode)
+        if auto:
+            proxies = self.noise_proxies(refs[0], reference_label, condition_labels)
+            proxies = images_to_tensor(proxies, size) if proxies is not None else None
         n = conds.shape[0]
+        plan, loop = plan_for(views, group_size, n, condition_labels)
+        if plan.anchors and n > plan.group_size:  # paper eq. 5: sparse views first, then attended to by all
+            refs = anchor_references(self, refs, conds, proxies, condition_labels, plan, loop, generator=generator,
+                                     num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta, mode=mode,
+                                     sample_posterior=sample_posterior, control_scale=control_scale, reference_label=reference_label)
         # 2. conditions
-        ref_latents = self.encode(refs.to(device), generator, sample_posterior).to(dtype)
-        conds = conds.to(device, dtype)
-        context = self.prompt_embedding().to(device, dtype)
-        # 3. timesteps
-        schedule = ddim_schedule(self.alphas_cumprod, num_inference_steps, eta)
+        cond = ViewConditions(context=self.prompt_embedding().to(device, dtype),
+                              ref_latents=self.encode(refs.to(device), generator, sample_posterior).to(dtype),
+                              control_images=conds.to(device, dtype), guidance_scale=guidance_scale, control_scale=control_scale)
+        # 3. timesteps: the scheduler steps the loop (the release's DDIM gets the LDM alphas)
+        scheduler = mode.scheduler(use_release_schedule(self.scheduler))
+        scheduler.set_timesteps(steps, device=device)
         # 4. initial latents: the 3D-aware start when proxies are given, else Gaussian noise
         h = size // self.vae_scale_factor
         shape = (n, self.unet.config.in_channels, h, h)
         if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)  # CPU generators work on GPU too
+            latents = plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype))  # CPU generators work on GPU too
             if proxies is not None:
                 proxy_latents = self.encode(proxies.to(device), generator, sample_posterior).to(dtype)
-                latents = q_sample(proxy_latents, latents, self.alphas_cumprod.to(device), NOISE3D_T)
+                latents = q_sample(proxy_latents, latents, self.alphas_cumprod, NOISE3D_T)
+            latents = latents * scheduler.init_noise_sigma  # 1 for DDPM-type schedulers; sigma-space ones (Euler) scale up
         elif tuple(latents.shape) != shape:
             raise UserError(f"latents of shape {tuple(latents.shape)} do not fit {n} views at {size}px: expected {shape}")
         latents = latents.to(device, dtype)
         if step_noise is not None:
-            noise_sampler = lambda k: step_noise[k].to(device, dtype)  # noqa: E731
-        else:
-            noise_sampler = gaussian_noise_sampler(shape, generator, device, dtype)
-        groups = [slice(i, min(i + group_size, n)) for i in range(0, n, group_size)]
+            step_noise = step_noise.to(device, dtype)
+        elif plan.noise != "independent" and "variance_noise" in inspect.signature(scheduler.step).parameters:
+            # FreeNoise / mixed noise for the per-step noise too (schedulers that take it)
+            step_noise = torch.stack([plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype))
+                                      for _ in scheduler.timesteps])
 
-        # 5. denoising: the reference tokens are computed once per step and shared by every group
-        nets = self.networks
+        # 5. denoising: every step, one call computes the guided eps of all views, window by window
+        nets, bank, step = self.networks, None, 0
 
         def eps_fn(x, t):
-            bank = shared_reference_bank(nets, ref_latents, t, context) if mode == "fast" else None
-            return torch.cat([guided_eps(nets, x[g], t, context, ref_latents, conds[g], guidance_scale, bank=bank,
-                                         mode=mode, batch_cfg=batch_cfg, control_scale=control_scale)[0] for g in groups])
+            nonlocal bank, step
+            if step % mode.reference_every == 0:  # reused in between (fast modes only)
+                bank = cond.reference_tokens(nets, t)
+            windows = plan.windows(n, step, loop)
+            step += 1
+            return fuse(lambda w: grouped_eps(nets, x[w], t, cond.select(w), len(w), bank), x, windows)
 
-        bar = self.progress_bar(total=len(schedule))
+        bar = self.progress_bar(total=len(scheduler.timesteps))
+        bar.set_description(f"{n} views, {plan.name}{' (loop)' if loop else ''}, steps")
 
         def on_step(info):
             bar.update()
             if callback is not None:
                 callback(info)
 
-        latents = sample_ddim(eps_fn, latents, schedule, noise_sampler, callback=on_step, disable=True)
+        latents = denoise(eps_fn, latents, scheduler, eta=eta, generator=generator, step_noise=step_noise, callback=on_step)
         bar.close()
         # 6. decode
         if output_type == "latent":
             images = latents
         else:
-            images = torch.cat([self.decode(latents[g]) for g in groups]).float().cpu()
+            images = torch.cat([self.decode(latents[i : i + group_size]) for i in range(0, n, group_size)]).float().cpu()
             images = [tensor_to_pil(x) for x in images] if output_type == "pil" else (images + 1) / 2
         self.maybe_free_model_hooks()
         if not return_dict:

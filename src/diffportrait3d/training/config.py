@@ -85,6 +85,8 @@ def load_config(path: str | None, overrides: dict) -> TrainConfig:
             values = json.loads(text)
     names = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for k, v in {**values, **{k: v for k, v in overrides.items() if v is not None}}.items():
+        if k == "extra":  # the free-form dict of earlier versions
+            raise UserError(f"training option 'extra' is now 'options' (the stage's typed options), e.g. --set options='{json.dumps(v)}'")
         if k not in names:
             raise UserError(f"unknown training option {k!r}; options: {', '.join(names)}")
         values[k] = v

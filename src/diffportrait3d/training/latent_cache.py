@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..media import image_to_tensor
+from ..models.latent_scale import scale_latents
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ def fingerprint(vae, index, res: int) -> str:
 
 
 class LatentCache:
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, scaling_factor: float):
-        self.mean, self.std, self.scaling_factor = mean, std, scaling_factor  # (N, C, h, w) each
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, vae):
+        self.mean, self.std, self.vae = mean, std, vae  # (N, C, h, w) each; the VAE's config scales them
 
     def sample(self, views: torch.Tensor, generator) -> torch.Tensor:
         """Scaled latents of dataset views `views` (any shape of ints) -> (*views.shape, C, h, w).
@@ -44,7 +45,7 @@ class LatentCache:
 
         mean, std = self.mean[views.flatten()], self.std[views.flatten()]
         z = mean + std * randn_tensor(mean.shape, generator=generator)
-        return (z * self.scaling_factor).reshape(*views.shape, *mean.shape[1:])
+        return scale_latents(self.vae, z).reshape(*views.shape, *mean.shape[1:])
 
     @classmethod
     @torch.no_grad()
@@ -59,7 +60,7 @@ class LatentCache:
                 if (f.metadata() or {}).get("fingerprint") == key:
                     t = load_file(path)
                     logger.info("latent cache: %d views from %s", len(t["mean"]), path)
-                    return cls(t["mean"], t["std"], vae.config.scaling_factor)
+                    return cls(t["mean"], t["std"], vae)
             logger.warning("latent cache %s was made with another VAE or dataset: rebuilding it", path)
         device, dtype = vae.device, vae.dtype
         means, stds = [], []
@@ -78,7 +79,7 @@ class LatentCache:
         mean, std = torch.cat(means).contiguous(), torch.cat(stds).contiguous()
         with atomic_path(path) as tmp:
             save_file({"mean": mean, "std": std}, tmp, metadata={"fingerprint": key})
-        return cls(mean, std, vae.config.scaling_factor)
+        return cls(mean, std, vae)
 
 
 def attach_latent_cache(cfg, stage, dataset, progress: bool = True) -> None:

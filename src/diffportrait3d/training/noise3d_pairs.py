@@ -11,8 +11,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..conditions.cameras import camera_label
-from ..conditions.head import render_head
+from ..cameras import camera_label
+from ..head import render_head
 
 
 def render_views(identities: Sequence[int], cameras: Sequence[tuple[float, float]], res: int = 64) -> tuple[torch.Tensor, torch.Tensor]:

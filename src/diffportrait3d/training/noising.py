@@ -2,7 +2,7 @@
 
 import torch
 
-from ..pipeline.schedule import sd15_alphas_cumprod
+from ..pipeline.schedule import q_sample, sd15_alphas_cumprod
 
 
 class Noiser:
@@ -25,8 +25,8 @@ class Noiser:
         else:
             t = torch.randint(0, len(self.alphas_cumprod), (b,), generator=generator).repeat_interleave(group)
             noise = torch.randn(z0.shape, generator=generator).to(z0)
-        a = self.alphas_cumprod[t].to(z0).view(-1, *[1] * (z0.ndim - 1))
-        return a.sqrt() * z0 + (1 - a).sqrt() * noise, t.to(z0.device), noise
+        return q_sample(z0, noise, self.alphas_cumprod, t.to(z0.device)), t.to(z0.device), noise
+
 
 def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
     """Per-sample loss weights min(SNR, gamma) / SNR for epsilon prediction (Min-SNR, Hang et al.

@@ -16,6 +16,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from ...data.eg3d_dataset import PairDataset
 from ...errors import UserError
 from ...media import tensor_to_pil
+from ...models.latent_scale import measure_latent_stats, scale_latents, unscale_latents
 from ..datasets import Mapped
 from ..losses import SSIMLoss, epsilon_loss, vae_loss
 from ..noising import Noiser
@@ -41,15 +42,17 @@ class VAEOptions:
     preset: str = "tiny"       # models/presets.py: the VAE built when --model has no vae/
     kl_weight: float = 1e-6
     ssim_weight: float = 0.2
+    per_channel_latents: bool = True  # export per-channel latents_mean/std (models/latent_scale.py); False: one scaling_factor
 
 
 @register
 class VAEStage(Stage):
     name, Options, needs_model = "vae", VAEOptions, False
 
-    def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2):
+    def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2, per_channel_latents: bool = True):
         super().__init__()
         self.vae, self.kl_weight, self.ssim_weight = vae, kl_weight, ssim_weight
+        self.per_channel_latents = per_channel_latents
         self.resolution = vae.config.sample_size
         self.ssim = SSIMLoss()
         self.recent = deque(maxlen=32)  # the last batches seen, to measure the latent scale at export
@@ -62,7 +65,7 @@ class VAEStage(Stage):
         o = cls.options(cfg.options)
         model = Path(cfg.model) if cfg.model else None
         vae = AutoencoderKL.from_pretrained(model / "vae") if model and (model / "vae").is_dir() else AutoencoderKL(**preset(o.preset)["vae"])
-        return cls(vae, o.kl_weight, o.ssim_weight)
+        return cls(vae, o.kl_weight, o.ssim_weight, o.per_channel_latents)
 
     def dataset(self, cfg):
         return images_dataset(cfg, cfg.resolution or self.resolution)
@@ -84,15 +87,15 @@ class VAEStage(Stage):
         return [[tensor_to_pil(a) for a in x], [tensor_to_pil(a) for a in rec]]
 
     @torch.no_grad()
-    def latent_scale(self) -> float:
-        """1 / std of the latents of recent training images: SD1.5's 0.18215 was chosen this way for
-        its own VAE, so that the diffusion schedule sees unit-variance latents."""
+    def latent_stats(self) -> dict:
+        """Latent normalisation measured on recent training images (models/latent_scale.py): SD1.5's
+        0.18215 was chosen as 1 / std of its own VAE's latents, so the schedule sees unit variance."""
         z = torch.cat([self.vae.encode(x.to(self.vae.device, self.vae.dtype)).latent_dist.mean.float() for x in self.recent])
-        return float(1 / z.std())
+        return measure_latent_stats(z, self.per_channel_latents)
 
     def export(self, folder):
         if self.recent:
-            self.vae.register_to_config(scaling_factor=self.latent_scale())
+            self.vae.register_to_config(**self.latent_stats())
         self.vae.save_pretrained(folder / "vae")
 
 
@@ -150,7 +153,7 @@ class BaseUNetStage(Stage):
             z0 = self.latents.sample(batch["view"], gens).to(batch["image"].device)
         else:
             with torch.no_grad():
-                z0 = self.vae.encode(batch["image"]).latent_dist.sample(gens) * self.vae.config.scaling_factor
+                z0 = scale_latents(self.vae, self.vae.encode(batch["image"]).latent_dist.sample(gens))
         x_t, t, noise = self.noiser(z0, gens)
         eps = self.unet(x_t, t, encoder_hidden_states=self.prompt(x_t.shape[0]).to(x_t)).sample
         loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma)
@@ -158,15 +161,17 @@ class BaseUNetStage(Stage):
 
     @torch.no_grad()
     def samples(self, batch, steps):
-        from ...pipeline.ddim import ddim_schedule, sample_ddim
+        from ...pipeline.sampling import denoise
+        from ...pipeline.schedule import release_ddim
 
         g = torch.Generator().manual_seed(0)
         s = self.unet.config.sample_size
         x = torch.randn(8, self.unet.config.in_channels, s, s, generator=g).to(self.vae.device)
         ctx = self.prompt(8).to(x)
-        z = sample_ddim(lambda x, t: self.unet(x, t, encoder_hidden_states=ctx).sample, x,
-                        ddim_schedule(self.noiser.alphas_cumprod, steps, 0.0), disable=True)
-        imgs = self.vae.decode(z / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+        sched = release_ddim()
+        sched.set_timesteps(steps)
+        z = denoise(lambda x, t: self.unet(x, t, encoder_hidden_states=ctx).sample, x, sched)
+        imgs = self.vae.decode(unscale_latents(self.vae, z)).sample.clamp(-1, 1)
         return [[tensor_to_pil(a) for a in batch["image"][:8]], [tensor_to_pil(a) for a in imgs]]
 
     def export(self, folder):

@@ -11,7 +11,8 @@ import torch
 from ...data.eg3d_dataset import PairDataset, ViewGroupDataset
 from ...media import tensor_to_pil
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
-from ...models.reference_attention import ReferenceState
+from ...models.latent_scale import scale_latents
+from ...models.reference_attention import ReferenceBank, ReferenceState
 from ..datasets import Mapped, tensors_only
 from ..losses import epsilon_loss
 from ..noising import Noiser
@@ -82,7 +83,7 @@ class DiffPortrait3DStage(Stage):
         """Scaled latents, one row per image; `gens` one generator per row."""
         if self.latents is not None:
             return self.latents.sample(views, gens).flatten(0, views.ndim - 1).to(images.device, self.vae.dtype)
-        return self.vae.encode(images.to(self.vae.dtype)).latent_dist.sample(gens) * self.vae.config.scaling_factor
+        return scale_latents(self.vae, self.vae.encode(images.to(self.vae.dtype)).latent_dist.sample(gens))
 
     def _flatten(self, batch):
         """(reference (B,3,H,W), ref views (B,), targets (B*V,3,H,W), target views, conditions (B*V,3,H,W) or None)."""
@@ -98,7 +99,7 @@ class DiffPortrait3DStage(Stage):
         with torch.set_grad_enabled(self.trained() is self.reference_unet):
             # the reference sees the clean latent at the same timestep as the target
             bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
-        bank = {k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}
+        bank = ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()})
         res = None
         if self.control:
             with torch.set_grad_enabled(self.trained() is self.controlnet):

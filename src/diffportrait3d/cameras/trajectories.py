@@ -6,6 +6,8 @@ range is "a:b" and a single number means a fixed angle.
 - nod:    pitch sweeps a -> b; yaw stays at the middle of its range.
 - spiral: yaw sweeps a -> b while pitch makes one full sine period over its range
           (middle -> top -> bottom -> middle), so a turntable also looks up and down.
+- bounce: yaw sweeps a -> b -> a, the last view one step before the first: a closed path (the
+          pipeline wraps its view windows around it); pitch stays at the middle of its range.
 - FILE.json: the file defines the views (and `views` is ignored). Accepted forms: a list of
   [yaw, pitch] or [yaw, pitch, radius]; a list of {"yaw": .., "pitch": .., "radius": ..} dicts;
   a list of 25-float EG3D labels; or an object {"views": [...]} / EG3D's {"labels": [[name, label], ...]}.
@@ -18,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .cameras import RADIUS, camera_label, check_label, label_to_angles
+from .eg3d import RADIUS, camera_label, check_label, label_to_angles
 
-PATHS = ("orbit", "nod", "spiral")
+PATHS = ("orbit", "nod", "spiral", "bounce")
 
 
 @dataclass
@@ -70,6 +72,8 @@ def make_trajectory(yaw="-40:40", pitch="0", views: int | None = 16, path: str =
     s = np.linspace(0.0, 1.0, n) if n > 1 else np.array([0.5])
     if path == "orbit":
         yaws, pitches = y0 + (y1 - y0) * s, np.full(n, (p0 + p1) / 2)
+    elif path == "bounce":
+        yaws, pitches = y0 + (y1 - y0) * (1 - np.abs(1 - 2 * np.arange(n) / n)), np.full(n, (p0 + p1) / 2)
     elif path == "nod":
         yaws, pitches = np.full(n, (y0 + y1) / 2), p0 + (p1 - p0) * s
     else:

@@ -9,7 +9,7 @@ are cached under OUT/cache (keyed by the settings), so an interrupted run resume
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +17,19 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
-from .conditions.cameras import label_to_angles
-from .conditions.sources import render_conditions
-from .data.eg3d_index import EG3DIndex
-from .data.synth_subjects import SynthSubjects, frame_number
-from .errors import UserError
-from .media import image_to_tensor
-from .metrics.report import Report, Row, write_report
-from .metrics.suite import PAPER_METRICS, compute_metrics
-from .preflight import check_output_folder, check_range
+from ..atomic import atomic_path
+from ..cameras import FOCAL, label_to_angles
+from ..conditions.sources import render_conditions
+from ..data.eg3d_index import EG3DIndex
+from ..data.synth_subjects import SynthSubjects, frame_number
+from ..errors import UserError
+from ..media import image_to_tensor
+from ..metrics.report import Report, Row, write_report
+from ..metrics.suite import PAPER_METRICS, compute_metrics
+from ..pipeline.view_windows import DEFAULT
+from ..preflight import check_output_folder, check_range
+from .render import load_model, sample
+from .settings import RenderSettings, check_settings, view_plan
 
 logger = logging.getLogger(__name__)
 SPLITS = ("recon", "novel")
@@ -34,20 +37,15 @@ SPLITS = ("recon", "novel")
 
 @dataclass
 class EvalConfig:
-    model: str
     data: str
     output: str
+    settings: RenderSettings  # model, device, dtype and sampler (steps, guidance, eta, seed, proxy auto|none, ...)
     pairs: int = 16            # pairs per split
     split: str = "both"        # recon | novel | both
-    steps: int = 50
-    guidance: float = 3.0
-    eta: float = 0.5
-    seed: int = 0
-    proxy: str = "auto"        # auto (the model's noise model) | none
     weights: str | None = None  # LPIPS / DISTS / FID weights folder (dp3d fetch-weights)
     gallery: int = 8           # identities per retrieval gallery (miniature world)
-    device: str = "auto"
-    dtype: str = "fp32"
+    orbits: int = 1            # closed orbits for seam ratio, loop closure, flicker ratio (0: none)
+    orbit_views: int = 16      # (their view schedule: settings.group, settings.group_mode)
 
 
 def sample_pairs(index: EG3DIndex, n: int, seed: int, split: str) -> list[tuple[int, int]]:
@@ -64,49 +62,57 @@ def sample_pairs(index: EG3DIndex, n: int, seed: int, split: str) -> list[tuple[
 
 
 def evaluate(cfg: EvalConfig) -> dict:
-    from .pipeline.loading import load_pipeline
-
+    s = cfg.settings
     if cfg.split not in SPLITS + ("both",):
         raise UserError(f"--split must be recon, novel or both, got {cfg.split!r}")
-    for arg, value, lo, hi, integer in (("--pairs", cfg.pairs, 1, 100_000, True), ("--steps", cfg.steps, 1, 1000, True),
-                                        ("--guidance", cfg.guidance, 0, 100, False), ("--eta", cfg.eta, 0, 1, False),
-                                        ("--seed", cfg.seed, 0, None, True)):
-        check_range(arg, value, lo, hi, integer)
+    if s.proxy not in ("auto", "none"):
+        raise UserError(f"--proxy must be auto or none for evaluation, got {s.proxy!r}")
+    check_settings(s)
+    check_range("--pairs", cfg.pairs, 1, 100_000, integer=True)
+    if cfg.orbits < 0 or (cfg.orbits and cfg.orbit_views < 3):
+        raise UserError("--orbits must be >= 0 and --orbit-views at least 3")
+    orbit_method = view_plan(replace(s, group_mode=s.group_mode or DEFAULT)).name  # a bad --group-mode fails now
     check_output_folder(cfg.output)
     index = EG3DIndex(cfg.data)
-    pipe = load_pipeline(cfg.model, cfg.device, cfg.dtype)
+    pipe = load_model(s)
     pipe.set_progress_bar_config(disable=True)
     size = pipe.image_size
     subjects = SynthSubjects(cfg.data)
     out = Path(cfg.output)
     rows, figure_rows = [], []
     for split in SPLITS if cfg.split == "both" else (cfg.split,):
-        pairs = sample_pairs(index, cfg.pairs, cfg.seed, split)
+        pairs = sample_pairs(index, cfg.pairs, s.seed, split)
         refs, tgts, conds, gens = render_split(pipe, index, pairs, cfg, size, out / "cache" / split)
         extra = miniature_metrics(subjects, index, pairs, size, cfg) if subjects else {}
-        results = compute_metrics(gens, tgts, refs, weights_dir=cfg.weights, metrics=PAPER_METRICS + ("PSNR",), **extra)
-        rows.append(Row(method=Path(cfg.model).name or cfg.model, split=split, results=results, pairs=len(pairs)))
+        # POSE on real data: the landmark estimator with EG3D's focal (the dataset's framing)
+        results = compute_metrics(gens, tgts, refs, weights_dir=cfg.weights, metrics=PAPER_METRICS + ("PSNR",),
+                                  focal=FOCAL * size, **extra)
+        rows.append(Row(method=Path(s.model).name or s.model, split=split, results=results, pairs=len(pairs)))
         figure_rows += [[refs[i], conds[i], gens[i], tgts[i]] for i in range(min(4, len(pairs)))]
-    meta = {k: v for k, v in asdict(cfg).items() if k not in ("device", "dtype")}
+    if cfg.orbits:
+        from .evaluate_orbits import orbit_row
+
+        rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", orbit_method))
+    meta = {k: v for k, v in asdict(cfg).items() if k != "settings"}
+    meta.update({k: getattr(s, k) for k in ("model", "mode", "steps", "guidance", "eta", "seed", "proxy", "group", "group_mode")})
     paths = write_report(out, Report(rows, meta=meta), figure_rows)
     return {"paths": paths, "rows": rows}
 
 
 @torch.no_grad()
 def render_split(pipe, index, pairs, cfg, size, cache: Path):
-    key = hashlib.sha1(json.dumps([str(Path(cfg.model).resolve()), cfg.steps, cfg.guidance, cfg.eta, cfg.seed, cfg.proxy, pairs]).encode()).hexdigest()[:12]
+    s = cfg.settings
+    key = hashlib.sha1(json.dumps([str(Path(s.model).resolve()), s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy, pairs]).encode()).hexdigest()[:12]
     cache = cache / key
     cache.mkdir(parents=True, exist_ok=True)
     refs, tgts, conds, gens = [], [], [], []
     for i, (r, t) in enumerate(tqdm(pairs, desc=f"rendering {cache.parent.name}")):
         ref = image_to_tensor(index.views[r].path, size)
         label = index.views[t].label
-        cond = render_conditions([label], size, condition_seed=10_000 + cfg.seed * 1000 + i)[0]
+        cond = render_conditions([label], size, condition_seed=10_000 + s.seed * 1000 + i)[0]
         path = cache / f"{i:04d}.png"
         if not path.is_file():
-            view = pipe(ref[None], [cond], num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, eta=cfg.eta,
-                        proxy_images="auto" if cfg.proxy == "auto" else None, condition_labels=label[None],
-                        reference_label=index.views[r].label, generator=torch.Generator().manual_seed(cfg.seed + i)).images[0]
+            view = sample(pipe, s, ref[None], [cond], label[None], reference_label=index.views[r].label, seed=s.seed + i)[0]
             with atomic_path(path) as tmp:
                 view.save(tmp, format="PNG")
         refs.append(ref)
@@ -120,7 +126,7 @@ def miniature_metrics(subjects: SynthSubjects, index, pairs, size, cfg) -> dict:
     """Render-and-compare POSE and identity retrieval for `dp3d synth` data, where face detectors see no face."""
     names = subjects.names
     renderers, angles, gallery, own = [], [], [], []
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.settings.seed)
     for r, t in pairs:
         v = index.views[t]
         renderers.append(subjects.renderer(v.subject, frame_number(v.frame), size, ssaa=1))

@@ -1,0 +1,139 @@
+"""references + camera path + settings -> views + files: the one flow behind `dp3d render`,
+`dp3d demo`, `dp3d serve` and batch rendering.
+
+    >>> from diffportrait3d.app import RenderSettings, render
+    >>> result = render(RenderSettings(model="mini", views=8), ["me.png"], "out/")   # out/view_000.png ..., contact_sheet.png
+    >>> result.views            # PIL images, one per camera
+
+Front ends that render many times load the model once (`load_model`) and pass it as `pipe=`.
+"""
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UserError
+from .outputs import check_outputs, write_outputs
+from .settings import DEFAULT_VIEWS, RenderSettings, check_settings
+
+logger = logging.getLogger(__name__)
+
+# progress(done, total, what): called at each stage and after each denoising step
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class RenderResult:
+    references: list[Image.Image]       # as the model saw them (after cropping)
+    conditions: list[Image.Image]       # one per view: the images that carry the cameras
+    labels: np.ndarray | None           # (N, 25) EG3D cameras of the views, when known
+    views: list[Image.Image]            # the generated views
+    files: dict[str, Path] = field(default_factory=dict)  # what was written, by name
+
+
+def load_model(settings: RenderSettings):
+    from ..pipeline.loading import load_pipeline
+
+    return load_pipeline(settings.model, settings.device, settings.dtype)
+
+
+def check(settings: RenderSettings, output=None, files=None) -> None:
+    """Everything that can be checked before a model loads: numbers, choices, sources, outputs."""
+    check_settings(settings)
+    check_sources(settings)
+    if output is not None:
+        check_outputs(output, files)
+
+
+def check_sources(s: RenderSettings) -> None:
+    """Condition and proxy sources exist, and --views fits them (instead of being capped silently)."""
+    from ..media import VIDEO_SUFFIXES, read_video_frames
+
+    for arg, value, keywords in (("--conditions", s.conditions, ("render",)), ("--proxy", s.proxy, ("auto", "none"))):
+        if value not in keywords and not Path(value).exists():
+            raise UserError(f"{arg} {value}: not found; pass {' or '.join(keywords)}, a folder of images or a video")
+    source = Path(s.conditions)
+    if s.views is None or s.conditions == "render":
+        return
+    if source.is_dir():
+        raise UserError(f"--views {s.views}: every image of the condition folder {source} is used (one view each); "
+                        "drop --views, or pass a folder holding the views you want")
+    if source.suffix.lower() in VIDEO_SUFFIXES and s.views > (n := len(read_video_frames(source))):
+        raise UserError(f"--views {s.views}: the condition video {source} has only {n} frames; pass --views {n} or fewer")
+
+
+def load_references(references, crop: str = "none") -> list:
+    """Paths or PIL images -> faces.crop.AlignedPortrait (.image RGB, .label the estimated EG3D camera or
+    None), cropped as `crop` says; a UserError names a bad one."""
+    from ..faces.crop import crop_face
+    from ..media import open_rgb, to_rgb
+
+    if isinstance(references, (str, Path, Image.Image)):
+        references = [references]
+    if not references:
+        raise UserError("no reference image given")
+    return [crop_face(to_rgb(r) if isinstance(r, Image.Image) else open_rgb(r), crop, str(r) if not isinstance(r, Image.Image)
+                      else "the reference image") for r in references]
+
+
+def make_conditions(s: RenderSettings, size: int):
+    """Condition images (size x size) and their EG3D labels (None when unknown) for the settings' cameras."""
+    from ..conditions.sources import load_conditions
+
+    return load_conditions(s.conditions, s.views or DEFAULT_VIEWS, size, yaw=s.yaw, pitch=s.pitch, path=s.path,
+                           condition_seed=s.condition_seed)
+
+
+def sample(pipe, s: RenderSettings, references, conditions, labels=None, progress: Progress | None = None,
+           reference_label=None, seed: int | None = None) -> list[Image.Image]:
+    """The pipeline call with the settings' sampler options; `seed` overrides s.seed (evaluation draws one per pair)."""
+    import torch
+
+    from ..conditions.sources import load_conditions
+    from ..pipeline.modes import MODES
+    from .settings import view_plan
+
+    proxies = s.proxy
+    if proxies not in ("auto", "none"):
+        proxies, _ = load_conditions(proxies, len(conditions), pipe.image_size)
+    on_step = None
+    if progress is not None:
+        done = itertools.count(1)
+        total = s.steps or MODES[s.mode].steps
+        on_step = lambda info: progress(next(done), total, "denoising")  # noqa: E731
+    gen = torch.Generator(device="cpu").manual_seed(s.seed if seed is None else seed)
+    return pipe(references, conditions, num_inference_steps=s.steps, guidance_scale=s.guidance, eta=s.eta,
+                proxy_images=None if proxies == "none" else proxies, condition_labels=labels, reference_label=reference_label,
+                generator=gen, group_size=s.group, callback=on_step, mode=s.mode, views=view_plan(s)).images
+
+
+def render(settings: RenderSettings, references, output=None, files=None, *, pipe=None, progress: Progress | None = None,
+           truth=None) -> RenderResult:
+    """Render one view per camera of `settings` from `references` (paths or PIL images of one person).
+
+    output: None (nothing written), OUT.mp4 / OUT.gif (that video), or a folder receiving `files`
+    (names from outputs.FILES; default view PNGs + contact_sheet.png). Everything is checked before
+    the model loads. pipe: a loaded pipeline (settings.model/device/dtype are then not used).
+    truth: ground-truth views, shown as a last contact-sheet row (the demo's synthetic head).
+    """
+    report = progress or (lambda done, total, what: None)
+    check(settings, output, files)
+    report(0, 1, "reading the reference")
+    aligned = load_references(references, settings.crop)
+    refs = [a.image for a in aligned]
+    if pipe is None:
+        report(0, 1, "loading the model")
+        pipe = load_model(settings)
+    report(0, 1, "drawing the cameras")
+    conds, labels = make_conditions(settings, pipe.image_size)
+    views = sample(pipe, settings, refs, conds, labels, progress, reference_label=aligned[0].label)
+    result = RenderResult(refs, conds, labels, views)
+    if output is not None:
+        report(0, 1, "writing files")
+        result.files = write_outputs(result, output, files, settings.fps, truth)
+    return result

@@ -1,0 +1,193 @@
+"""`dp3d serve`: the render flow (app/render.py) as a Gradio page, for one model loaded at start.
+
+Renders run one at a time through Gradio's queue (the pipeline's attention processors hold per-call
+state, so two renders must not share it); condition previews run beside them. A bad upload or
+setting becomes a message in the page (UserError), never a server error. Besides the page, the
+named endpoint `/render` takes (image file, yaw "A:B", pitch "A:B", views, steps, seed) and returns
+the turntable video, for `gradio_client`.
+"""
+
+import atexit
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from ..cameras.trajectories import PATHS
+from ..errors import UserError
+from ..pipeline.modes import MODES
+from .render import load_references, make_conditions, render
+from .samples import write_samples
+from .settings import CHOICES, MAX_GUIDANCE, RenderSettings
+
+logger = logging.getLogger(__name__)
+
+MAX_UPLOAD = "20mb"        # Gradio refuses bigger uploads itself; open_rgb refuses more pixels than PIL's bomb limit
+MAX_WEB_VIEWS = 64         # one request's views, so a single visitor cannot occupy the server for hours
+MAX_WEB_STEPS = 200
+KEEP_RESULTS = 32          # result folders kept on disk (Gradio serves copies from its own cache)
+PREVIEW_SIZE = 128         # condition previews are drawn at most this large
+WEB_FILES = ("turntable.mp4", "contact_sheet.png", "views.zip")
+WEB_CHOICES = {"crop": CHOICES["crop"], "mode": ("exact", "fast")}  # radio buttons: field -> offered choices
+
+
+def _gradio():
+    try:
+        import gradio as gr
+    except ImportError:
+        raise UserError("dp3d serve needs Gradio: pip install 'diffportrait3d[serve]'") from None
+    return gr
+
+
+class WebRenderer:
+    """The page's work, on one loaded pipeline; every method raises only UserError for bad input."""
+
+    def __init__(self, pipe, base: RenderSettings, workdir: Path):
+        self.pipe, self.base, self.workdir = pipe, base, Path(workdir)
+
+    def settings(self, **changes) -> RenderSettings:
+        s = replace(self.base, **changes)
+        steps = s.steps or (MODES[s.mode].steps if s.mode in MODES else 0)  # an unknown mode: check_settings says so
+        if s.views is not None and s.views > MAX_WEB_VIEWS or steps > MAX_WEB_STEPS:
+            raise UserError(f"this page renders at most {MAX_WEB_VIEWS} views and {MAX_WEB_STEPS} steps per request; "
+                            "use `dp3d render` for more")
+        return s
+
+    def reference(self, upload, crop: str):
+        """The uploaded image as the model sees it (cropped, at the model's size)."""
+        if not upload:
+            raise UserError("upload a portrait image (or pick a sample) first")
+        ref = load_references([upload], crop)[0].image
+        size = self.pipe.image_size
+        return ref.resize((size, size))
+
+    def preview(self, s: RenderSettings):
+        conds, _ = make_conditions(s, min(self.pipe.image_size, PREVIEW_SIZE))
+        return conds
+
+    def render(self, upload, s: RenderSettings, progress=None) -> dict[str, Path]:
+        if not upload:
+            raise UserError("upload a portrait image (or pick a sample) first")
+        out = self.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        result = render(s, [upload], out, WEB_FILES, pipe=self.pipe, progress=progress)
+        self._prune()
+        return result.files
+
+    def _prune(self):
+        for old in sorted(p for p in self.workdir.iterdir() if p.is_dir())[:-KEEP_RESULTS]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def build_app(pipe, base: RenderSettings, workdir: Path):
+    """The Gradio Blocks page around one loaded pipeline."""
+    gr = _gradio()
+    web = WebRenderer(pipe, base, workdir)
+    samples = write_samples(Path(workdir) / "samples", size=pipe.image_size)
+
+    def as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode=None, steps=None, guidance=None, seed=None):
+        extra = {} if mode is None else dict(mode=mode, steps=int(steps) or None, guidance=float(guidance), seed=int(seed))
+        return web.settings(crop=crop, path=path, yaw=f"{yaw0:g}:{yaw1:g}", pitch=f"{pitch0:g}:{pitch1:g}", views=int(views),
+                            condition_seed=int(condition_seed), **extra)
+
+    def show_reference(upload, crop):
+        if not upload:
+            return None, ""
+        try:
+            return web.reference(upload, crop), ""
+        except UserError as e:
+            return None, f"**Error:** {e}"
+
+    def show_preview(*camera):
+        try:
+            return web.preview(as_settings(base.crop, *camera)), ""
+        except UserError as e:
+            return None, f"**Error:** {e}"
+
+    def page_render(upload, crop, mode, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance, seed,
+                    progress=gr.Progress()):
+        t0 = time.perf_counter()
+        try:
+            s = as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode, steps, guidance, seed)
+            files = web.render(upload, s, lambda done, total, what: progress((done, total), desc=what))
+        except UserError as e:
+            return None, None, None, f"**Error:** {e}"
+        status = (f"Rendered {s.views} views in {time.perf_counter() - t0:.1f} s ({s.mode} mode, "
+                  f"{s.steps or MODES[s.mode].steps} steps, seed {s.seed}).")
+        return (str(files["turntable.mp4"]), str(files["contact_sheet.png"]), str(files["views.zip"]), status)
+
+    def api_render(image, yaw, pitch, views, steps, seed, progress=gr.Progress()):
+        try:
+            s = web.settings(yaw=str(yaw), pitch=str(pitch), views=int(views), steps=int(steps), seed=int(seed))
+            return str(web.render(image, s, lambda done, total, what: progress((done, total), desc=what))["turntable.mp4"])
+        except (UserError, ValueError, TypeError) as e:
+            raise gr.Error(str(e)) from None
+
+    with gr.Blocks(title="DiffPortrait3D", analytics_enabled=False, delete_cache=(600, 3600)) as app:
+        gr.Markdown("## DiffPortrait3D: novel views of a portrait\nUpload a portrait (or pick a sample), choose the cameras, "
+                    "press **Render**.")
+        if base.model == "mini":
+            gr.Markdown("*The shipped miniature model knows only the procedural heads it was trained on (the samples); "
+                        "on a photo expect a procedural head, not your subject.*")
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="Portrait (image file)", file_types=["image"], type="filepath", elem_id="upload")
+                gr.Examples([[str(p)] for p in samples], inputs=[upload], label="Sample references")
+                choice = {f: gr.Radio(list(offered), value=getattr(base, f) if getattr(base, f) in offered else offered[0], label=f)
+                          for f, offered in WEB_CHOICES.items()}
+                reference = gr.Image(label="Reference as the model sees it", interactive=False, height=160)
+                with gr.Group():
+                    path = gr.Radio(list(PATHS), value=base.path if base.path in PATHS else "orbit", label="Camera path")
+                    yaw0 = gr.Slider(-90, 90, value=-40, step=1, label="Yaw from (degrees)")
+                    yaw1 = gr.Slider(-90, 90, value=40, step=1, label="Yaw to")
+                    pitch0 = gr.Slider(-45, 45, value=0, step=1, label="Pitch from")
+                    pitch1 = gr.Slider(-45, 45, value=0, step=1, label="Pitch to")
+                    views = gr.Slider(1, MAX_WEB_VIEWS, value=base.views or 8, step=1, label="Views")
+                    condition_seed = gr.Number(base.condition_seed, precision=0, minimum=0, label="Condition seed (camera-carrier identity)")
+                preview = gr.Gallery(label="Condition images (they carry the cameras)", columns=8, height=160, elem_id="preview")
+                with gr.Group():
+                    steps = gr.Slider(0, MAX_WEB_STEPS, value=base.steps or 0, step=1, label="Steps (0: the mode's default)")
+                    guidance = gr.Slider(0, min(MAX_GUIDANCE, 20), value=base.guidance, step=0.5, label="Guidance")
+                    seed = gr.Number(base.seed, precision=0, minimum=0, label="Seed")
+                button = gr.Button("Render", variant="primary", elem_id="render")
+            with gr.Column():
+                status = gr.Markdown(elem_id="status")
+                video = gr.Video(label="Turntable", elem_id="turntable", autoplay=True, loop=True, height=320)
+                sheet = gr.Image(label="Contact sheet: reference | conditions | generated", elem_id="sheet")
+                archive = gr.File(label="All views (PNG, zip)", elem_id="zip")
+        camera = [path, yaw0, yaw1, pitch0, pitch1, views, condition_seed]
+        for c in (upload, choice["crop"]):
+            c.change(show_reference, [upload, choice["crop"]], [reference, status], concurrency_limit=4, api_visibility="private")
+        for c in camera:
+            c.change(show_preview, camera, [preview, status], concurrency_limit=4, api_visibility="private")
+        app.load(show_preview, camera, [preview, status], api_visibility="private")
+        button.click(page_render, [upload, choice["crop"], choice["mode"], *camera, steps, guidance, seed], [video, sheet, archive, status],
+                     api_visibility="private")
+        # the API endpoint: components kept out of sight, fed only by gradio_client
+        with gr.Row(visible=False):
+            api_in = [gr.File(type="filepath"), gr.Textbox(), gr.Textbox(), gr.Number(precision=0), gr.Number(precision=0),
+                      gr.Number(precision=0)]
+            api_out = gr.Video()
+            gr.Button().click(api_render, api_in, api_out, api_name="render")
+    return app
+
+
+def serve(settings: RenderSettings, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    """Load the model once, then serve the page until interrupted (block=False: return the running app)."""
+    from .render import load_model
+
+    gr = _gradio()
+    pipe = load_model(settings)
+    pipe.set_progress_bar_config(disable=True)
+    workdir = Path(tempfile.mkdtemp(prefix="dp3d-serve-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    app = build_app(pipe, settings, workdir)
+    app.queue(default_concurrency_limit=1, max_size=32)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("serving on %s: anyone who can reach this machine can use the page (no login)", host)
+    # system fonts: the default theme would ask Google Fonts, which an offline machine cannot reach
+    app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD, allowed_paths=[str(workdir)],
+               prevent_thread_lock=not block, share=False, inbrowser=False, theme=gr.themes.Default(font="sans-serif"))
+    return app

@@ -1,0 +1,92 @@
+"""The schedule arithmetic and the denoising loop on a toy model: the release's DDIM as a configured
+diffusers DDIMScheduler, and any other diffusers scheduler driving the same loop."""
+
+import math
+
+import pytest
+import torch
+from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
+
+from diffportrait3d.pipeline.sampling import denoise
+from diffportrait3d.pipeline.schedule import q_sample, release_ddim, sd15_alphas_cumprod
+from diffportrait3d.training.noising import Noiser
+
+AC = sd15_alphas_cumprod()
+
+
+def ddim(steps):
+    s = release_ddim()
+    s.set_timesteps(steps)
+    return s
+
+
+def test_leading_timesteps_any_count():
+    assert ddim(50).timesteps[[0, 1, -1]].tolist() == [981, 961, 1]
+    assert ddim(3).timesteps.tolist() == [667, 334, 1]  # the authors' sampler crashes here
+
+
+def test_one_step_closed_form():
+    s = ddim(10)
+    g = torch.Generator().manual_seed(0)
+    x, eps, z = (torch.randn(2, 4, 8, 8, generator=g) for _ in range(3))
+    t = int(s.timesteps[4])
+    a, ap = AC[t].item(), AC[t - 100].item()
+    sigma = 0.7 * math.sqrt((1 - ap) / (1 - a) * (1 - a / ap))
+    x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+    want = math.sqrt(ap) * x0 + math.sqrt(1 - ap - sigma**2) * eps + sigma * z
+    out = s.step(eps, t, x, eta=0.7, variance_noise=z)
+    assert (out.pred_original_sample - x0).abs().max().item() < 1e-5
+    assert (out.prev_sample - want).abs().max().item() < 1e-5
+
+
+def test_last_step_uses_alpha_zero_not_one():
+    s = ddim(50)
+    assert int(s.timesteps[-1]) == 1 and s.final_alpha_cumprod.item() == AC[0].item()
+    sigma = 0.5 * s._get_variance(1, 1 - 20).sqrt().item()
+    assert abs(sigma - 0.01032) < 1e-5  # for any step count, per the release
+
+
+def exact_eps(x0):
+    """The true noise of x_t = sqrt(a_t) x0 + sqrt(1 - a_t) n, for DDPM-space inputs."""
+    def eps_fn(x, t):
+        a = AC[int(round(float(t)))]
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+    return eps_fn
+
+
+def test_exact_denoiser_recovers_x0():
+    """With eps_fn returning the true noise of a fixed x0, eta=0 DDIM lands on x0."""
+    g = torch.Generator().manual_seed(1)
+    x0, n = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
+    s = ddim(20)
+    out = denoise(exact_eps(x0), q_sample(x0, n, AC, int(s.timesteps[0])), s)
+    # deterministic DDIM keeps the noise direction n; the last step goes to alpha_0 (not 1)
+    want = AC[0].sqrt() * x0 + (1 - AC[0]).sqrt() * n
+    assert (out - want).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("cls", [DPMSolverMultistepScheduler, UniPCMultistepScheduler, EulerDiscreteScheduler])
+def test_any_scheduler_drives_the_loop(cls):
+    """Other solvers (their own step rule, input scaling and initial sigma) reach x0 from pure noise."""
+    s = cls.from_config(release_ddim().config, timestep_spacing="trailing")
+    s.set_timesteps(8)
+    g = torch.Generator().manual_seed(2)
+    x0, n = torch.randn(1, 4, 8, 8, generator=g) * 0.5, torch.randn(1, 4, 8, 8, generator=g)
+    out = denoise(exact_eps(x0), q_sample(x0, n, AC, 999) * s.init_noise_sigma, s)
+    assert (out - x0).abs().max().item() < 2e-2 * x0.abs().max().item()
+
+
+def test_step_noise_needs_a_scheduler_that_takes_it():
+    s = EulerDiscreteScheduler.from_config(release_ddim().config)
+    s.set_timesteps(2)
+    with pytest.raises(ValueError, match="variance_noise"):
+        denoise(lambda x, t: x, torch.zeros(1, 4, 2, 2), s, step_noise=torch.zeros(2, 1, 4, 2, 2))
+
+
+def test_noiser_is_the_forward_process_per_row():
+    z0 = torch.randn(6, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    x_t, t, noise = Noiser()(z0, torch.Generator().manual_seed(4), group=3)
+    assert t[:3].unique().numel() == 1 and t[3:].unique().numel() == 1
+    for i in (0, 5):
+        want = AC[t[i]].sqrt() * z0[i] + (1 - AC[t[i]]).sqrt() * noise[i]
+        assert (x_t[i] - want).abs().max().item() < 1e-6
