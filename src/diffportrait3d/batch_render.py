@@ -52,15 +52,24 @@ def is_done(output: Path) -> bool:
     return (output / "contact_sheet.png").is_file() if output.suffix == "" else output.is_file()
 
 
+def process_state():
+    """accelerate's view of the processes. cpu=True where there is no GPU: without it, PartialState
+    does not see the processes of `accelerate launch` (or torchrun) on a CPU-only machine and every
+    process renders every photo."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def render_batch(photos: list[Path], outputs: list[Path], render_photo: Callable[[Path, Path], None],
                  progress: bool = True) -> list[dict]:
     """Run `render_photo` for this process's share of the photos not done yet; every process returns
     the records of all processes: {"photo", "output", "status": rendered|skipped|failed, "process", "error"?}."""
-    from accelerate import PartialState
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
-    state = PartialState()
+    state = process_state()
     records = []
     with state.split_between_processes(list(zip(photos, outputs))) as mine:
         for photo, out in tqdm(mine, desc=f"photos (process {state.process_index})", disable=not progress):

@@ -30,14 +30,12 @@ def add_parser(sub, name):
 
 
 def run(args):
-    from accelerate import PartialState
-
     from ..app import load_model, render
     from ..app.render import check
-    from ..batch_render import list_photos, outputs_for, render_batch, write_summary
+    from ..batch_render import list_photos, outputs_for, process_state, render_batch, write_summary
     from ..preflight import check_output_folder
 
-    state = PartialState()
+    state = process_state()
     # under accelerate launch each process takes its own GPU
     settings = settings_from_args(args, **({"device": str(state.device)} if args.device == "auto" else {}))
     check(settings)
