@@ -14,7 +14,8 @@ def add_parser(sub, name):
                                    "same cameras as `dp3d render`, writing OUT/<photo name>.mp4 (or .gif, or a folder "
                                    "OUT/<photo name>/ for --format png). Photos whose output exists are skipped, so a "
                                    "stopped run continues where it was. `accelerate launch -m diffportrait3d.cli.main "
-                                   "render-batch ...` splits the photos across processes (one per GPU). A summary is "
+                                   "render-batch ...` splits the photos across processes (one per GPU; on CPUs use torchrun "
+                                   "--nproc_per_node N -m diffportrait3d.cli.main render-batch ...). A summary is "
                                    "printed and written to OUT/render_batch.json.")
     p.add_argument("photos", help="a folder of reference photos or a text file listing them")
     add_model_args(p)
