@@ -12,13 +12,12 @@ diffusers folder (config.json + safetensors, ~0.8 MB) and training_log.json, ato
 """
 
 import argparse
+import csv
 import json
 import logging
 import tempfile
 import time
 from pathlib import Path
-
-import csv
 
 import torch
 
