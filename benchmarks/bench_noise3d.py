@@ -15,7 +15,7 @@ import torch
 
 from diffportrait3d.cameras import camera_labels
 from diffportrait3d.models.noise3d import NoiseModel3D
-from diffportrait3d.training.noise3d import train_noise3d
+from diffportrait3d.training.stages.noise3d_stage import Noise3DStage
 
 CONFIGS = {
     "64": dict(image_size=64, base_channels=16, downsample=2, volume_depth=16, render_samples=16),  # the test fixture
@@ -55,10 +55,15 @@ def main():
     m = NoiseModel3D(**CONFIGS["64"])
     imgs, labs = torch.rand(8, 3, 64, 64) * 2 - 1, tl
     batch = {"reference": imgs, "reference_label": rl.expand(8, -1), "target": imgs.flip(0), "target_label": labs}
-    steps = 10 * args.repeats
-    t = time.perf_counter()
-    train_noise3d(m, iter([batch] * (steps + 1)), steps, log_every=0)
-    dt = (time.perf_counter() - t) / steps
+    stage = Noise3DStage(m)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+
+    def step():
+        stage(batch)[0].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    dt = timed(step, 10 * args.repeats)
     print(f"training 64x64, batch 8: {1 / dt:.2f} steps/s ({dt * 1e3:.0f} ms/step)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

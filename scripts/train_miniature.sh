@@ -36,9 +36,9 @@ stage data "$DP3D" synth "$OUT/data" --subjects "$SUBJECTS" --frames "$FRAMES" -
   --conditions 1 --workers 2
 stage heldout "$DP3D" synth "$OUT/heldout" --subjects 24 --frames 1 --views "$VIEWS" --res 64 --seed 1
 stage vae "$DP3D" train --stage vae "${common[@]}" -o "$OUT/vae" --max-steps "$VAE_STEPS" --batch-size 16 --lr 5e-4 \
-  --set warmup_steps=50 --set extra='{"preset": "mini"}'
+  --set warmup_steps=50 --set options='{"preset": "mini"}'
 stage base "$DP3D" train --stage base "${common[@]}" "${diffusion[@]}" --model "$OUT/vae/model" -o "$OUT/base" \
-  --max-steps "$BASE_STEPS" --batch-size 16 --lr 3e-4 --set warmup_steps=100 --set ema_decay=0.999 --set extra='{"preset": "mini"}'
+  --max-steps "$BASE_STEPS" --batch-size 16 --lr 3e-4 --set warmup_steps=100 --set ema_decay=0.999 --set options='{"preset": "mini"}'
 stage init "$DP3D" init --base "$OUT/base/model" -o "$OUT/init/model"
 stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/reference" \
   --max-steps "$REF_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100

@@ -15,9 +15,10 @@ from diffportrait3d.media import image_to_tensor
 from diffportrait3d.models.latent_scale import scale_latents, unscale_latents
 from diffportrait3d.pipeline.schedule import sd15_alphas_cumprod
 from diffportrait3d.training.latent_cache import LatentCache
-from diffportrait3d.training.noising import min_snr_weights, weighted_mse
+from diffportrait3d.training.losses import weighted_mse
+from diffportrait3d.training.noising import min_snr_weights
 from diffportrait3d.training.stages.base_models import VAEStage
-from diffportrait3d.training.stages.diffportrait3d import DiffPortrait3DStage
+from diffportrait3d.training.stages.diffportrait3d import ViewStage
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +50,12 @@ def test_missing_prerendered_condition_falls_back_to_rendering(data, tmp_path):
 
 def test_cached_latents_give_the_uncached_loss(tiny_pipe, data, tmp_path):
     pipe = copy.deepcopy(tiny_pipe)
-    pipe.install_processors()
-    stage = DiffPortrait3DStage("view", pipe, views=1)
+    stage = ViewStage(pipe)
     ds = PairDataset(data, res=64, condition_source="folder")
-    batch = torch.utils.data.default_collate([ds[i] for i in range(3)])
-    plain, _ = stage.loss(batch, torch.Generator().manual_seed(3))
+    batch = torch.utils.data.default_collate([{**ds[i], "seed": 3 + i} for i in range(3)])
+    plain, _ = stage(batch)
     stage.latents = LatentCache.load_or_build(pipe.vae, ds.index, 64, tmp_path / "latents.safetensors", progress=False)
-    cached, _ = stage.loss(batch, torch.Generator().manual_seed(3))
+    cached, _ = stage(batch)
     assert abs(cached.item() - plain.item()) < 1e-5 * plain.item()
     # a second build with the same VAE and views reads the file; another VAE rebuilds it
     again = LatentCache.load_or_build(pipe.vae, ds.index, 64, tmp_path / "latents.safetensors", progress=False)
@@ -71,7 +71,7 @@ def test_cached_latents_give_the_uncached_loss(tiny_pipe, data, tmp_path):
 def test_vae_stage_stores_the_measured_latent_scale(tiny_pipe, data, tmp_path, per_channel):
     stage = VAEStage(copy.deepcopy(tiny_pipe.vae), per_channel_latents=per_channel)
     images = torch.stack([image_to_tensor(Image.open(p)) for p in sorted(data.glob("subject*/frame00/*.png"))])
-    stage.loss({"image": images}, torch.Generator().manual_seed(0))
+    stage({"image": images, "seed": torch.arange(len(images))})
     stage.export(tmp_path)
     from diffusers import AutoencoderKL
 

@@ -17,7 +17,7 @@ from diffportrait3d import cameras  # noqa: E402
 from diffportrait3d.metrics.ssim import ssim  # noqa: E402
 from diffportrait3d.models import noise3d_geometry as geo  # noqa: E402
 from diffportrait3d.models.noise3d import NoiseModel3D  # noqa: E402
-from diffportrait3d.training.noise3d import SSIMLoss, noise3d_loss, perceptual_loss  # noqa: E402
+from diffportrait3d.training.losses import SSIMLoss, noise3d_loss, perceptual_loss  # noqa: E402
 from diffportrait3d.training.noise3d_pairs import random_pairs, render_views  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "noise3d"

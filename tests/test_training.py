@@ -7,8 +7,9 @@ import torch
 
 from diffportrait3d.training.config import TrainConfig
 from diffportrait3d.training.loop import train
+from diffportrait3d.training.stages import stage_class
 from diffportrait3d.training.stages.base_models import BaseUNetStage, VAEStage
-from diffportrait3d.training.stages.diffportrait3d import DiffPortrait3DStage, reference_unet_unused
+from diffportrait3d.training.stages.diffportrait3d import reference_unet_unused
 
 V = 2
 
@@ -38,7 +39,7 @@ class ToySet(torch.utils.data.Dataset):
 
 def cfg(tmp_path, stage, **kw):
     base = dict(stage=stage, data="toy", model="toy", output=str(tmp_path / stage), max_steps=4, batch_size=2, lr=1e-3,
-                save_every=2, sample_every=0, log_every=1, views=V)
+                save_every=2, sample_every=0, log_every=1, views=V, workers=0)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -48,22 +49,20 @@ def make_stage(name, pipe):
         return VAEStage(copy.deepcopy(pipe.vae))
     if name == "base":
         return BaseUNetStage(copy.deepcopy(pipe.unet), copy.deepcopy(pipe.vae), copy.deepcopy(pipe.prompt_embedding))
-    p = copy.deepcopy(pipe)
-    p.install_processors()
-    return DiffPortrait3DStage(name, p, views=V)
+    return stage_class(name)(copy.deepcopy(pipe), views=V)  # a deep copy keeps its processors and view-module hooks
 
 
 @pytest.mark.parametrize("name", ["vae", "base", "reference", "view", "consistency"])
 def test_only_the_trained_part_changes(tiny_pipe, tmp_path, name):
     stage = make_stage(name, tiny_pipe)
     frozen_before = [{k: v.clone() for k, v in m.state_dict().items()} for m in stage.frozen()]
-    trained = {n: p.detach().clone() for n, p in stage.trainable().named_parameters()}
-    in_optimiser = {id(p) for p in stage.parameters()}
+    trained = {n: p.detach().clone() for n, p in stage.trained().named_parameters()}
+    in_optimiser = {id(p) for p in stage.trained_parameters()}
     train(cfg(tmp_path, name, max_steps=3), stage, ToySet(), progress=False)
     for before, m in zip(frozen_before, stage.frozen()):
         for k, v in m.state_dict().items():
             assert torch.equal(before[k], v), f"{name}: frozen {k} changed"
-    for n, p in stage.trainable().named_parameters():
+    for n, p in stage.trained().named_parameters():
         changed = not torch.equal(trained[n], p.detach())
         assert changed == (id(p) in in_optimiser), f"{name}: {n} changed={changed}"
     assert (tmp_path / name / "model").is_dir() and (tmp_path / name / "logs" / "loss_curve.png").is_file()
@@ -83,21 +82,23 @@ def test_reference_unused_parameters_match_autograd(tiny_pipe):
 
 
 def test_resume_is_exact(tiny_pipe, tmp_path):
+    # 6 samples, batch 2: the resume at step 2 starts mid-epoch (skipping the epoch's first 2 batches)
     straight = make_stage("consistency", tiny_pipe)
-    train(cfg(tmp_path / "a", "consistency", max_steps=4), straight, ToySet(), progress=False)
+    train(cfg(tmp_path / "a", "consistency", max_steps=4), straight, ToySet(6), progress=False)
     half = make_stage("consistency", tiny_pipe)
-    train(cfg(tmp_path / "b", "consistency", max_steps=2), half, ToySet(), progress=False)
+    train(cfg(tmp_path / "b", "consistency", max_steps=2), half, ToySet(6), progress=False)
     resumed = make_stage("consistency", tiny_pipe)  # fresh weights: everything must come from the checkpoint
-    train(cfg(tmp_path / "b", "consistency", max_steps=4), resumed, ToySet(), resume=True, progress=False)
-    a, b = straight.trainable().state_dict(), resumed.trainable().state_dict()
+    train(cfg(tmp_path / "b", "consistency", max_steps=4), resumed, ToySet(6), resume=True, progress=False)
+    a, b = straight.trained().state_dict(), resumed.trained().state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], half.trainable().state_dict()[k]) for k in a)
+    assert not all(torch.equal(a[k], half.trained().state_dict()[k]) for k in a)
 
 
 @torch.no_grad()
 def eval_loss(stage, data, seeds=8):
+    n = len(data["image"])
     with stage.context():
-        return sum(stage.loss(data, torch.Generator().manual_seed(s))[0].item() for s in range(seeds)) / seeds
+        return sum(stage({**data, "seed": torch.arange(n) + 100 * s})[0].item() for s in range(seeds)) / seeds
 
 
 @pytest.mark.parametrize("name, lr, ratio", [("base", 1e-3, 0.5), ("view", 3e-3, 0.75)])
@@ -116,6 +117,6 @@ def test_nan_loss_stops_with_a_clear_message(tiny_pipe, tmp_path):
 
     stage = make_stage("view", tiny_pipe)
     with torch.no_grad():
-        next(stage.trainable().parameters()).fill_(float("nan"))
+        next(stage.trained().parameters()).fill_(float("nan"))
     with pytest.raises(UserError, match="loss is nan at step 0; no checkpoint"):
         train(cfg(tmp_path, "view"), stage, ToySet(), progress=False)

@@ -14,6 +14,7 @@ COMMANDS = {
     "demo": "demo",
     "init": "init_model",
     "render": "render",
+    "render-batch": "render_batch",
     "convert-official": "convert_official",
     "train": "train",
     "fetch-weights": "fetch_weights",

@@ -3,18 +3,19 @@
 from pathlib import Path
 
 from ..errors import UserError
-from ..training.config import STAGES
+
+STAGES_HELP = "vae, base, reference, view, consistency, noise3d"  # the registry (training/stages/) is checked at run time
 
 
 def add_parser(sub, name):
-    p = sub.add_parser(name, help=f"train one stage ({', '.join(STAGES)})",
+    p = sub.add_parser(name, help=f"train one stage ({STAGES_HELP})",
                        description="Stages: vae and base (the miniature world's stand-ins for SD1.5's VAE and UNet), "
                                    "reference (paper stage 1), view (stage 2), consistency (stage 3), noise3d (the 3D-aware "
                                    "noise model). OUT gets checkpoints/, logs/, samples/ and model/; other files in it are "
-                                   "kept. Multi-GPU / multi-node: `accelerate launch -m diffportrait3d.cli.main train ...` "
-                                   "with accelerate's own config.")
+                                   "kept. Several GPUs or nodes (DDP, FSDP, DeepSpeed): `accelerate launch [--config_file "
+                                   "configs/accelerate/ddp.yaml] -m diffportrait3d.cli.main train ...`; --batch-size is per process.")
     p.add_argument("--config", default=None, help="YAML or JSON file of TrainConfig fields")
-    p.add_argument("--stage", default=None, help=f"one of {', '.join(STAGES)} (default reference)")
+    p.add_argument("--stage", default=None, help=f"one of {STAGES_HELP} (default reference)")
     p.add_argument("--data", default=None, help="EG3D-layout dataset folder")
     p.add_argument("--model", default=None, help="model folder to start from")
     p.add_argument("-o", "--output", default=None, help="training folder OUT (default train_out)")
@@ -27,9 +28,9 @@ def add_parser(sub, name):
 
 
 def run(args):
+    from accelerate import PartialState
+
     from ..training.config import load_config, parse_override
-    from ..training.datasets import build_dataset
-    from ..training.latent_cache import attach_latent_cache
     from ..training.loop import train
     from ..training.stages import build_stage
 
@@ -40,13 +41,13 @@ def run(args):
         raise UserError(f"--data {cfg.data}: folder not found; pass an EG3D-layout dataset (e.g. from `dp3d synth`)")
     check_output(cfg.output, args.resume)
     stage = build_stage(cfg)
-    dataset = build_dataset(cfg, stage)
+    dataset = stage.dataset(cfg)
     if len(dataset) == 0:
         raise UserError(f"no usable training samples in {cfg.data}")
-    attach_latent_cache(cfg, stage, dataset)
     result = train(cfg, stage, dataset, resume=args.resume)
-    loss = "no steps left to run" if result["final_loss"] is None else f"final loss {result['final_loss']:.4f}"  # resumed at max_steps
-    print(f"trained {cfg.stage} to step {result['step']} ({loss}); model folder {cfg.output}/model")
+    if PartialState().is_main_process:  # under accelerate launch: one line, not one per process
+        loss = "no steps left to run" if result["final_loss"] is None else f"final loss {result['final_loss']:.4f}"  # resumed at max_steps
+        print(f"trained {cfg.stage} to step {result['step']} ({loss}); model folder {cfg.output}/model")
 
 
 def check_output(output: str, resume: bool) -> None:

@@ -20,11 +20,13 @@ def _channel_stats(vae, like: torch.Tensor):
 
 
 def scale_latents(vae, z: torch.Tensor) -> torch.Tensor:
-    """Raw VAE latents (N, C, h, w) -> the diffusion space."""
+    """Raw VAE latents (N, C, h, w) -> the diffusion space, as a contiguous tensor: the encoder hands
+    out channels-last strides (its mid-block attention's residual sum), and a UNet fed those runs
+    other kernels (1e-6 apart), so cached and freshly encoded latents would train differently."""
     stats = _channel_stats(vae, z)
     if stats is None:
-        return z * vae.config.scaling_factor
-    return (z - stats[0]) * vae.config.scaling_factor / stats[1]
+        return (z * vae.config.scaling_factor).contiguous()
+    return ((z - stats[0]) * vae.config.scaling_factor / stats[1]).contiguous()
 
 
 def unscale_latents(vae, z: torch.Tensor) -> torch.Tensor:

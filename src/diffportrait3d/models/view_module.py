@@ -109,7 +109,9 @@ class ViewTransformer(nn.Module):
             t = block(t)
         t = t.view(bv // num_views, h * w, num_views, c).transpose(1, 2).reshape(bv, h * w, c)
         t = self.proj_out(t)
-        return t.reshape(bv, h, w, c).permute(0, 3, 1, 2) + residual
+        # residual first: the sum takes the input's (contiguous) layout, not the permuted one's, so the UNet
+        # after a module runs the same kernels as without it (an identity module is then bitwise identity)
+        return residual + t.reshape(bv, h, w, c).permute(0, 3, 1, 2)
 
 
 class ViewModule(nn.Module):

@@ -11,6 +11,8 @@ Placement (reference_vectors/README.md, quirk 4), for a diffusers UNet:
 The modules are attached with forward hooks, so the UNet stays a stock diffusers model and its
 state dict does not contain them: this component is saved and loaded on its own. Hooks act only
 inside `with view_modules.group(num_views):`; outside it the UNet behaves as without modules.
+Each hook is a `_ViewHook` object (not a closure): `copy.deepcopy` copies objects but shares
+functions, so a deep-copied pipeline's hooks point at ITS view modules, not the original's.
 """
 
 import contextlib
@@ -75,22 +77,12 @@ class ViewModules(ModelMixin, ConfigMixin):
     def attach(self, unet) -> None:
         self.detach()
         for sub, modules in self.targets(unet):
-            self._handles.append(sub.register_forward_hook(self._hook(modules)))
+            self._handles.append(sub.register_forward_hook(_ViewHook(self, modules)))
 
     def detach(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
-
-    def _hook(self, modules):
-        def run(_module, _inputs, output):
-            if self._num_views is None:
-                return output
-            h = output[0] if isinstance(output, tuple) else output
-            for m in modules:
-                h = m(h, self._num_views)
-            return (h,) + tuple(output[1:]) if isinstance(output, tuple) else h
-        return run
 
     @contextlib.contextmanager
     def group(self, num_views: int):
@@ -105,3 +97,19 @@ class ViewModules(ModelMixin, ConfigMixin):
 
     def non_identity_modules(self) -> list[str]:
         return [name for name, m in self.named_modules() if isinstance(m, ViewModule) and not m.is_identity()]
+
+
+class _ViewHook:
+    """Forward hook running `modules` after a UNet submodule while `owner` is inside `group()`."""
+
+    def __init__(self, owner: ViewModules, modules: nn.ModuleList):
+        self.owner, self.modules = owner, modules
+
+    def __call__(self, _module, _inputs, output):
+        n = self.owner._num_views
+        if n is None:
+            return output
+        h = output[0] if isinstance(output, tuple) else output  # Transformer2DModel returns a tuple
+        for m in self.modules:
+            h = m(h, n)
+        return (h,) + tuple(output[1:]) if isinstance(output, tuple) else h

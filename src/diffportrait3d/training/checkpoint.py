@@ -1,5 +1,5 @@
-"""Training checkpoints: complete (trained weights, optimiser, lr schedule, EMA, RNG, step,
-config), atomic per file with meta.json written last, loadable with weights_only=True, keep-last-N."""
+"""Training checkpoints: complete (trained weights, optimiser, lr schedule, EMA, fp16 loss scale,
+RNG, step, config), atomic per file with meta.json written last, loadable with weights_only=True, keep-last-N."""
 
 import contextlib
 import json
@@ -15,13 +15,15 @@ PREFIX = "step-"
 FILES = ("meta.json", "trainable.safetensors", "state.pt")  # all a checkpoint holds (meta.json: written last, removed first)
 
 
-def save_checkpoint(root: Path, step: int, module, optimizer, scheduler, ema=None, config: dict | None = None, keep_last: int = 3) -> Path:
+def save_checkpoint(root: Path, step: int, module, optimizer, scheduler, ema=None, config: dict | None = None, keep_last: int = 3,
+                    scaler=None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
     with atomic_folder(final) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}, tmp / "trainable.safetensors")
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None, "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+                    "ema": ema.state_dict() if ema is not None else None, "torch_rng": torch.get_rng_state(),
+                    "scaler": scaler.state_dict() if scaler is not None else None}, tmp / "state.pt")
     with atomic_path(final / "meta.json") as tmp:  # list_checkpoints counts only folders with meta.json
         tmp.write_text(json.dumps({"step": step, "config": config or {}}, indent=1))
     for old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
@@ -38,7 +40,7 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (p / "meta.json").is_file())
 
 
-def load_checkpoint(path: Path, module, optimizer, scheduler, ema=None) -> int:
+def load_checkpoint(path: Path, module, optimizer, scheduler, ema=None, scaler=None) -> int:
     """Restore everything in place; returns the step the checkpoint was taken at."""
     try:
         weights = load_file(path / "trainable.safetensors")
@@ -54,5 +56,7 @@ def load_checkpoint(path: Path, module, optimizer, scheduler, ema=None) -> int:
     scheduler.load_state_dict(state["scheduler"])
     if ema is not None and state.get("ema") is not None:
         ema.load_state_dict(state["ema"])
+    if scaler is not None and state.get("scaler") is not None:
+        scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["torch_rng"])
     return int(meta["step"])

@@ -9,32 +9,35 @@ from pathlib import Path
 from ..errors import UserError
 from ..preflight import check_range
 
-STAGES = ("vae", "base", "reference", "view", "consistency", "noise3d")
 # field -> (lowest, highest, whole number); None: unbounded
 RANGES = dict(max_steps=(1, None, True), batch_size=(1, None, True), grad_accum=(1, None, True), views=(1, 32, True),
               lr=(0, 1, False), warmup_steps=(0, None, True), weight_decay=(0, None, False), max_grad_norm=(0, None, False),
               ema_decay=(0, 1, False), seed=(0, None, True), resolution=(0, 4096, True), save_every=(1, None, True),
-              keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True))
+              keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True),
+              workers=(0, 64, True))
+LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 @dataclass
 class TrainConfig:
-    stage: str = "reference"          # one of STAGES
+    stage: str = "reference"          # a registered stage (training/stages/): vae base reference view consistency noise3d
     data: str = ""                    # EG3D-layout dataset folder
     model: str = ""                   # model folder to start from (base stage: optional)
     output: str = "train_out"         # checkpoints, logs, and the updated model folder (OUT/model)
     max_steps: int = 1000             # optimiser steps
     batch_size: int = 16              # images per step (paper: 16); per process
-    grad_accum: int = 1               # micro-batches per optimiser step
+    grad_accum: int = 1               # micro-batches per optimiser step (effective batch: batch_size x grad_accum x processes)
     views: int = 8                    # consistency stage: target views per group (paper: 8)
     lr: float = 1e-5                  # paper: 1e-5
-    warmup_steps: int = 0
+    warmup_steps: int = 0             # linear warm-up (optimiser steps)
+    lr_schedule: str = "constant"     # after warm-up: constant | cosine | linear (to 0 at max_steps)
     weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
-    mixed_precision: str = "no"       # no | fp16 | bf16 (accelerate)
+    mixed_precision: str = ""         # no | fp16 | bf16 (autocast; fp16 with loss scaling); "": accelerate's config (default no)
     gradient_checkpointing: bool = False
     ema_decay: float = 0.0            # 0 disables EMA; else e.g. 0.999 (the EMA weights are exported)
-    seed: int = 0
+    seed: int = 0                     # data order, per-sample noise (from seed, epoch, sample) and dataset draws
+    workers: int = 2                  # DataLoader worker processes per training process (0: load in the training process)
     resolution: int = 0               # 0: the model's own image size
     save_every: int = 500             # checkpoint period (steps)
     keep_last: int = 3                # checkpoints kept
@@ -45,20 +48,24 @@ class TrainConfig:
     snr_gamma: float = 0.0            # Min-SNR loss weighting (e.g. 5); 0 = plain epsilon MSE
     cache_latents: bool = True        # latent stages: encode every view once (training/latent_cache.py)
     weights: str = ""                 # folder with optional perceptual-loss weights (noise3d)
-    extra: dict = field(default_factory=dict)  # stage-specific knobs (see training/stages.py)
+    options: dict = field(default_factory=dict)  # the stage's typed Options (training/stages/*.py), e.g. {"preset": "mini"}
 
     def validate(self) -> "TrainConfig":
-        if self.stage not in STAGES:
-            raise UserError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        from .stages import stage_class
+
+        stage = stage_class(self.stage)
+        stage.options(self.options)
         for name, (lo, hi, integer) in RANGES.items():
             check_range(name, getattr(self, name), lo, hi, integer)
         if self.lr == 0 or self.ema_decay == 1:
             raise UserError("lr 0 or ema_decay 1 would never change the weights; use lr > 0 and ema_decay < 1")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.mixed_precision not in ("", "no", "fp16", "bf16"):
             raise UserError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if not self.data:
             raise UserError("--data DIR is required (an EG3D-layout dataset, e.g. from `dp3d synth`)")
-        if self.stage not in ("vae", "base", "noise3d") and not self.model:
+        if stage.needs_model and not self.model:
             raise UserError(f"stage {self.stage} needs --model DIR (a model folder from `dp3d init` or an earlier stage)")
         return self
 
@@ -78,6 +85,8 @@ def load_config(path: str | None, overrides: dict) -> TrainConfig:
             values = json.loads(text)
     names = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for k, v in {**values, **{k: v for k, v in overrides.items() if v is not None}}.items():
+        if k == "extra":  # the free-form dict of earlier versions
+            raise UserError(f"training option 'extra' is now 'options' (the stage's typed options), e.g. --set options='{json.dumps(v)}'")
         if k not in names:
             raise UserError(f"unknown training option {k!r}; options: {', '.join(names)}")
         values[k] = v

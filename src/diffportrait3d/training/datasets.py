@@ -1,12 +1,11 @@
-"""The dataset each stage trains on, over an EG3D-layout folder (data/eg3d_dataset.py)."""
+"""Dataset wrappers shared by the stages (each stage builds its own dataset, see stages/)."""
 
+import numpy as np
 from torch.utils.data import Dataset
-
-from ..data.eg3d_dataset import PairDataset, ViewGroupDataset
 
 
 class Mapped(Dataset):
-    """`inner` with `fn` applied to each item; keeps set_epoch for the resumable batch order."""
+    """`inner` with `fn` applied to each item; keeps set_epoch and the view index (latent cache)."""
 
     def __init__(self, inner, fn):
         self.inner, self.fn = inner, fn
@@ -15,7 +14,8 @@ class Mapped(Dataset):
         return len(self.inner)
 
     def set_epoch(self, epoch):
-        self.inner.set_epoch(epoch)
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
 
     @property
     def index(self):
@@ -30,15 +30,20 @@ def tensors_only(item: dict) -> dict:
     return {k: v for k, v in item.items() if k not in ("subject", "frame")}
 
 
-def build_dataset(cfg, stage) -> Dataset:
-    res = cfg.resolution or stage.resolution
-    kind = stage.batch_kind
-    if kind == "images":  # vae, base: every view once per epoch
-        return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed), lambda it: {"image": it["target"], "view": it["target_view"]})
-    if kind == "camera_pairs":  # noise3d
-        return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed), tensors_only)
-    if kind == "groups":  # consistency
-        return Mapped(ViewGroupDataset(cfg.data, views=cfg.views, res=res, condition_source=cfg.condition_source, seed=cfg.seed), tensors_only)
-    # stage 1 has no view control: rendering condition images for it would be wasted time
-    source = "none" if stage.name == "reference" else cfg.condition_source
-    return Mapped(PairDataset(cfg.data, res=res, condition_source=source, seed=cfg.seed), tensors_only)
+class SeededItems(Mapped):
+    """Adds item["seed"], a function of (seed, epoch, index) only: the per-sample seed of its noise and
+    timestep (stages/base.py: generators). Where a sample lands (batch, micro-batch, process, worker)
+    cannot change what it draws, and each epoch draws anew."""
+
+    def __init__(self, inner, seed: int):
+        super().__init__(inner, None)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+        super().set_epoch(epoch)
+
+    def __getitem__(self, i):
+        item = dict(self.inner[i])
+        item["seed"] = int(np.random.SeedSequence([self.seed, self.epoch, int(i)]).generate_state(2, np.uint64)[0] >> 1)
+        return item

@@ -38,10 +38,13 @@ class LatentCache:
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, vae):
         self.mean, self.std, self.vae = mean, std, vae  # (N, C, h, w) each; the VAE's config scales them
 
-    def sample(self, views: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Scaled latents of dataset views `views` (any shape of ints) -> (*views.shape, C, h, w)."""
+    def sample(self, views: torch.Tensor, generator) -> torch.Tensor:
+        """Scaled latents of dataset views `views` (any shape of ints) -> (*views.shape, C, h, w).
+        `generator`: one, or a list with one per view, drawn as `latent_dist.sample` draws them."""
+        from diffusers.utils.torch_utils import randn_tensor
+
         mean, std = self.mean[views.flatten()], self.std[views.flatten()]
-        z = mean + std * torch.randn(mean.shape, generator=generator)
+        z = mean + std * randn_tensor(mean.shape, generator=generator)
         return scale_latents(self.vae, z).reshape(*views.shape, *mean.shape[1:])
 
     @classmethod
@@ -80,7 +83,9 @@ class LatentCache:
 
 
 def attach_latent_cache(cfg, stage, dataset, progress: bool = True) -> None:
-    """Give a latent-space stage (one with a frozen `latent_vae`) the cache of its dataset's views."""
+    """Give a latent-space stage (one with a frozen `latent_vae`) the cache of its dataset's views.
+    Under several processes the loop calls this main process first: it builds the file, the others
+    wait and then load it (the fingerprint matches)."""
     vae = getattr(stage, "latent_vae", None)
     if not cfg.cache_latents or vae is None or not hasattr(dataset, "index"):
         return

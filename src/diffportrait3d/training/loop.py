@@ -1,10 +1,16 @@
-"""The training loop, flat and visible: accelerate for devices / mixed precision / processes,
-AdamW, warm-up, gradient accumulation and clipping, optional EMA, atomic checkpoints with exact
-resume, CSV/TensorBoard logs, sample grids and a loss curve.
+"""The training loop, flat and visible, built the way accelerate intends: the stage (one nn.Module
+whose forward returns the loss), AdamW, the lr schedule and a DataLoader go through
+`accelerator.prepare`; `accelerator.accumulate` and `accelerator.backward` handle gradient
+accumulation and the fp16 loss scale; `accelerator.clip_grad_norm_` unscales before clipping. So
+DDP, FSDP or DeepSpeed chosen with `accelerate config` / `accelerate launch` need no code change
+(configs/accelerate/, README "Several GPUs or nodes").
 
-Multi-GPU: `accelerate launch -m diffportrait3d.cli.main train ...` runs one process per GPU;
-gradients of the trained parameters are averaged across processes after each backward (DDP
-semantics), which also covers view modules that run inside the frozen backbone through hooks.
+Data: each process gets its own shard of every global batch (accelerate's BatchSamplerShard over a
+sampler seeded by (seed, epoch)); each sample carries a seed from (seed, epoch, index) for its noise
+and timestep (training/datasets.py: SeededItems). So N processes x batch B, or grad_accum micro-
+batches, compute the gradient of the same global batch of N x B samples with the same noise.
+Resume is exact: step, weights, optimiser, schedule, EMA, loss scale from the checkpoint; the data
+position from the step.
 """
 
 import logging
@@ -14,66 +20,115 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_folder, atomic_path
 from ..errors import UserError
 from ..media import grid
-from .batches import batches
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .datasets import SeededItems
+from .latent_cache import attach_latent_cache
 from .logs import TrainLog
 
 logger = logging.getLogger(__name__)
 
 
-def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool = True) -> dict:
+def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin
+
+    # accelerate keeps its settings in process-wide singletons: a second train() in one process
+    # (tests, scripts) would silently keep the first one's mixed precision and accumulation
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+    return Accelerator(
+        mixed_precision=cfg.mixed_precision or None,  # None: accelerate's config / `accelerate launch` flag
+        # step boundaries from our step count, not from epoch ends (resume, equal steps)
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+        cpu=not torch.cuda.is_available(),
+    )
+
+
+def make_loader(cfg: TrainConfig, dataset, num_processes: int) -> DataLoader:
+    """Global batches of batch_size x num_processes in a (seed, epoch) order; prepare() shards them."""
+    data = SeededItems(dataset, cfg.seed)
+    # tiny sets: wrap around so that every epoch has at least one optimiser step's samples
+    n = max(len(data), cfg.batch_size * cfg.grad_accum * num_processes)
+    return DataLoader(data, batch_size=cfg.batch_size, sampler=RandomSampler(data, num_samples=n), drop_last=True,
+                      num_workers=cfg.workers, persistent_workers=False)
+
+
+def micro_batches(acc, loader, start: int):
+    """This process's micro-batches forever, from micro-batch `start` (resume)."""
+    per_epoch = len(loader)
+    epoch, pos = divmod(start, per_epoch)
+    while True:
+        loader.set_epoch(epoch)          # the sampler's permutation
+        loader.dataset.set_epoch(epoch)  # the per-sample seeds and dataset draws (workers copy it at iter)
+        yield from (acc.skip_first_batches(loader, pos) if pos else loader)
+        epoch, pos = epoch + 1, 0
+
+
+def make_scheduler(cfg: TrainConfig, opt, num_processes: int):
     from diffusers.optimization import get_scheduler
+
+    # a prepared scheduler steps once per process per optimiser step (accelerate's convention for
+    # schedules counted in single-process batches): count in those units so warm-up is in steps
+    name = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}[cfg.lr_schedule]
+    return get_scheduler(name, opt, num_warmup_steps=cfg.warmup_steps * num_processes,
+                         num_training_steps=cfg.max_steps * num_processes)
+
+
+def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool = True) -> dict:
     from diffusers.training_utils import EMAModel
 
-    acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, cpu=not torch.cuda.is_available())
+    acc = make_accelerator(cfg)
     out = Path(cfg.output)
-    stage.to(acc.device)
-    module, params = stage.trainable(), stage.parameters()
+    with acc.main_process_first():  # the main process encodes the latent cache; the others then load it
+        attach_latent_cache(cfg, stage, dataset, progress=progress and acc.is_main_process)
+    params = stage.trained_parameters()
     if not params:
         raise UserError(f"stage {cfg.stage} has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = get_scheduler("constant_with_warmup", opt, num_warmup_steps=cfg.warmup_steps)
+    sched = make_scheduler(cfg, opt, acc.num_processes)
+    loader = make_loader(cfg, dataset, acc.num_processes)
+    model, opt, loader, sched = acc.prepare(stage, opt, loader, sched)
     ema = EMAModel(params, decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     step = 0
     ckpts = list_checkpoints(out / "checkpoints")
     if resume and ckpts:
-        step = load_checkpoint(ckpts[-1], module, opt, sched, ema)
+        step = load_checkpoint(ckpts[-1], stage.trained(), opt, sched, ema, acc.scaler)
         logger.warning("resumed from %s (step %d)", ckpts[-1], step)
     elif resume:
         logger.warning("--resume: no checkpoint in %s, starting at step 0", out / "checkpoints")
     log = TrainLog(out / "logs", resume_step=step) if acc.is_main_process else None
 
-    data = batches(dataset, cfg.batch_size, cfg.seed, start=step * cfg.grad_accum)
+    data = micro_batches(acc, loader, step * cfg.grad_accum)
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f"train {cfg.stage}", disable=not (progress and acc.is_main_process))
-    last_good, t0, losses, start = (ckpts[-1] if resume and ckpts else None), time.perf_counter(), [], step
+    last_good, t0, losses, start, total = (ckpts[-1] if resume and ckpts else None), time.perf_counter(), [], step, 0.0
     try:
         while step < cfg.max_steps:
-            total = 0.0
-            for _ in range(cfg.grad_accum):
-                k, batch = next(data)
-                gen = torch.Generator().manual_seed(cfg.seed * 7_919 + k)  # noise/timesteps of micro-batch k
-                with stage.context(), acc.autocast():
-                    loss, info = stage.loss(batch, gen)
-                    if not math.isfinite(loss.item()):
-                        raise FloatingPointError(f"loss is {loss.item()} at step {step}")
-                    acc.backward(loss / cfg.grad_accum)
-                total += loss.item() / cfg.grad_accum
-            if acc.num_processes > 1:
-                for p in params:
-                    if p.grad is not None:
-                        p.grad = acc.reduce(p.grad, reduction="mean")
-            acc.clip_grad_norm_(params, cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            batch = next(data)
+            # context: entered around forward AND backward (recomputation under gradient checkpointing)
+            with acc.accumulate(model), stage.context():
+                loss, info = model(batch)
+                mean = acc.reduce(loss.detach(), reduction="mean").item()  # for the log; the same on every process
+                if not math.isfinite(mean):
+                    raise FloatingPointError(f"loss is {mean} at step {step}")
+                acc.backward(loss)  # divides by grad_accum; DDP averages across processes
+                if acc.sync_gradients:
+                    acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                opt.step()  # no-ops until the last micro-batch of a step
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+            total += mean / cfg.grad_accum
+            if not acc.sync_gradients:
+                continue
             if ema is not None:
                 ema.step(params)
             step += 1
@@ -81,18 +136,21 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
             bar.update()
             rate = (step - start) / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total:.4f}", steps_s=f"{rate:.2f}")
+            total = 0.0
             if log is not None and (step % cfg.log_every == 0 or step == cfg.max_steps):
                 log.write(step, {"loss": sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]), "lr": sched.get_last_lr()[0],
                                  "steps_per_s": rate})
             if acc.is_main_process and (step % cfg.save_every == 0 or step == cfg.max_steps):
-                last_good = save_checkpoint(out / "checkpoints", step, module, opt, sched, ema, asdict(cfg), cfg.keep_last)
+                last_good = save_checkpoint(out / "checkpoints", step, stage.trained(), opt, sched, ema, asdict(cfg), cfg.keep_last,
+                                            acc.scaler)
             if acc.is_main_process and cfg.sample_every and step % cfg.sample_every == 0:
                 write_samples(stage, batch, out / "samples" / f"step-{step:08d}.png", cfg.sample_steps)
     except FloatingPointError as e:
         where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
-        raise UserError(f"training stopped: {e}; {where} (lower --lr or use --mixed-precision no)") from None
+        raise UserError(f"training stopped: {e}; {where} (lower --lr or use --set mixed_precision=no)") from None
     finally:
         bar.close()
+    acc.wait_for_everyone()
     result = {"step": step, "final_loss": losses[-1] if losses else None, "checkpoint": str(last_good) if last_good else None}
     if acc.is_main_process:
         export(stage, out / "model", ema, params)

@@ -1,7 +1,7 @@
 """Multi-view images and pairs for the 3D-aware noise model, in memory (tests, quick experiments).
 
 Training reads a `dp3d synth` / EG3D folder through `data.eg3d_dataset.PairDataset`, whose items
-have the same keys as the batches here (see training/noise3d.py).
+have the same keys as the batches here (see training/losses.py: noise3d_loss).
 """
 
 from __future__ import annotations

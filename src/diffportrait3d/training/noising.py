@@ -9,12 +9,22 @@ class Noiser:
     def __init__(self, alphas_cumprod: torch.Tensor | None = None):
         self.alphas_cumprod = sd15_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
 
-    def __call__(self, z0: torch.Tensor, generator: torch.Generator, group: int = 1):
+    def __call__(self, z0: torch.Tensor, generator: torch.Generator | list[torch.Generator], group: int = 1):
         """(noisy latents, timesteps, noise); `group` consecutive rows share one timestep, as the
-        views of a group do at inference."""
+        views of a group do at inference. `generator` may be a list with one generator per group:
+        each group's timestep and noise then depend on its own generator only, so a batch split
+        into micro-batches or across processes draws exactly what the whole batch draws."""
         b = z0.shape[0] // group
-        t = torch.randint(0, len(self.alphas_cumprod), (b,), generator=generator).repeat_interleave(group)
-        noise = torch.randn(z0.shape, generator=generator).to(z0)
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != b:
+                raise ValueError(f"{len(generator)} generators for {b} groups")
+            drawn = [(torch.randint(0, len(self.alphas_cumprod), (1,), generator=g), torch.randn((group, *z0.shape[1:]), generator=g))
+                     for g in generator]
+            t = torch.cat([d[0] for d in drawn]).repeat_interleave(group)
+            noise = torch.cat([d[1] for d in drawn]).to(z0)
+        else:
+            t = torch.randint(0, len(self.alphas_cumprod), (b,), generator=generator).repeat_interleave(group)
+            noise = torch.randn(z0.shape, generator=generator).to(z0)
         return q_sample(z0, noise, self.alphas_cumprod, t.to(z0.device)), t.to(z0.device), noise
 
 
@@ -26,9 +36,3 @@ def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float)
     a = alphas_cumprod[t.cpu()].double()
     snr = a / (1 - a)
     return (snr.clamp(max=gamma) / snr).float()
-
-
-def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Mean over samples of weight x per-sample MSE (equals F.mse_loss when all weights are 1)."""
-    per_sample = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
-    return (weights.to(per_sample) * per_sample).mean()

@@ -1,43 +1,30 @@
-"""Build the stage a TrainConfig names, loading what it starts from."""
+"""The stage registry: every module of this package is imported once, and each registers its
+stages by name (`@register` in stages/base.py). Adding a stage is adding one file here."""
 
-from pathlib import Path
+import importlib
+import pkgutil
 
 from ...errors import UserError
+from .base import REGISTRY, Stage
 
 
-def build_stage(cfg):
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+def _discover() -> dict[str, type[Stage]]:
+    for m in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{m.name}")  # cached after the first time
+    return REGISTRY
 
-    from ...models.presets import PRESETS
-    from ...models.prompt_embedding import PromptEmbedding
-    from .base_models import BaseUNetStage, VAEStage
 
-    model = Path(cfg.model) if cfg.model else None
-    preset = PRESETS[cfg.extra.get("preset", "tiny")]
-    if cfg.stage == "vae":
-        vae = AutoencoderKL.from_pretrained(model / "vae") if model and (model / "vae").is_dir() else AutoencoderKL(**preset["vae"])
-        return VAEStage(vae, **{k: cfg.extra[k] for k in ("kl_weight", "ssim_weight", "per_channel_latents") if k in cfg.extra})
-    if cfg.stage == "base":
-        if model is None or not (model / "vae").is_dir():
-            raise UserError("stage base needs --model DIR holding a trained vae/ (the output of --stage vae)")
-        vae = AutoencoderKL.from_pretrained(model / "vae")
-        if (model / "unet").is_dir():
-            unet = UNet2DConditionModel.from_pretrained(model / "unet")
-            prompt = PromptEmbedding.from_pretrained(model / "prompt_embedding")
-        else:
-            import torch
+def stage_names() -> list[str]:
+    return list(_discover())
 
-            unet = UNet2DConditionModel(**preset["unet"])
-            g = torch.Generator().manual_seed(cfg.seed)
-            prompt = PromptEmbedding.from_tensor(torch.randn(1, preset["prompt_length"], unet.config.cross_attention_dim, generator=g))
-        return BaseUNetStage(unet, vae, prompt, snr_gamma=cfg.snr_gamma)
-    if cfg.stage == "noise3d":
-        from .noise3d_stage import build_noise3d_stage
 
-        return build_noise3d_stage(cfg)
-    from ...pipeline.loading import load_pipeline
-    from .diffportrait3d import DiffPortrait3DStage
+def stage_class(name: str) -> type[Stage]:
+    stages = _discover()
+    if name not in stages:
+        raise UserError(f"--stage must be one of {', '.join(stages)}, got {name!r}")
+    return stages[name]
 
-    pipe = load_pipeline(cfg.model, device="cpu")
-    return DiffPortrait3DStage(cfg.stage, pipe, views=cfg.views, gradient_checkpointing=cfg.gradient_checkpointing,
-                               snr_gamma=cfg.snr_gamma)
+
+def build_stage(cfg) -> Stage:
+    """The stage a TrainConfig names, loading what it starts from."""
+    return stage_class(cfg.stage).build(cfg)

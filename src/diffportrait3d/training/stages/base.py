@@ -1,43 +1,80 @@
-"""What every training stage provides to the loop (training/loop.py)."""
+"""What every training stage is: one nn.Module holding everything its step runs, whose forward
+returns the loss, so accelerate's `prepare` (DDP, FSDP, DeepSpeed) wraps every trained parameter,
+including view modules that run inside the frozen backbone through hooks.
+
+A stage owns its typed options (`Options`, a dataclass set with `--set options='{...}'`), its
+dataset, its loss and its export. Stages register themselves by name with `@register`; every
+module in this package is imported by `stages/__init__.py`, so a new stage is one new file.
+"""
 
 import contextlib
+from dataclasses import dataclass, fields
 
 import torch
+from torch import nn
+
+from ...errors import UserError
+
+REGISTRY: dict[str, type["Stage"]] = {}
 
 
-class Stage:
-    """A stage owns its networks, says which parameters train, computes the loss of a batch and
-    exports what it trained. Subclasses set `name` and `batch_kind` (what the dataset yields)."""
+def register(cls):
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+@dataclass
+class NoOptions:
+    pass
+
+
+class Stage(nn.Module):
+    """Subclasses set `name`, `Options`, and implement `build`, `dataset`, `trained`, `forward`, `export`."""
 
     name = ""
-    batch_kind = "pairs"  # images | pairs | groups | camera_pairs
-    resolution = 64       # image side the dataset is read at
-    latents = None        # a LatentCache, attached by training/latent_cache.py for stages with a `latent_vae`
+    Options = NoOptions
+    needs_model = True  # --model is required
+    resolution = 64     # image side the dataset is read at
+    latents = None      # a LatentCache (training/latent_cache.py) for stages with a `latent_vae`
 
-    def trainable(self) -> torch.nn.Module:
-        """The module holding every trained parameter (wrapped by accelerate)."""
+    @classmethod
+    def options(cls, values: dict):
+        """The stage's Options from a dict, naming unknown keys instead of ignoring them."""
+        names = [f.name for f in fields(cls.Options)]
+        if not isinstance(values, dict):
+            raise UserError(f"options must be a JSON object such as '{{\"{names[0] if names else 'key'}\": ...}}', got {values!r}")
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise UserError(f"stage {cls.name} has no option {', '.join(unknown)}; its options: {', '.join(names) or 'none'}")
+        return cls.Options(**values)
+
+    @classmethod
+    def build(cls, cfg) -> "Stage":
+        """The stage a TrainConfig describes, loading what it starts from."""
         raise NotImplementedError
 
-    def parameters(self) -> list[torch.nn.Parameter]:
-        """The parameters handed to the optimiser (those that can influence the loss)."""
-        return [p for p in self.trainable().parameters() if p.requires_grad]
+    def dataset(self, cfg) -> torch.utils.data.Dataset:
+        """Items for `forward` (tensors only, so they collate); `view`-like index keys feed the latent cache."""
+        raise NotImplementedError
 
-    def frozen(self) -> list[torch.nn.Module]:
+    def trained(self) -> nn.Module:
+        """The submodule whose weights this stage trains (checkpointed, EMA'd)."""
+        raise NotImplementedError
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """The parameters handed to the optimiser (those that can influence the loss)."""
+        return [p for p in self.trained().parameters() if p.requires_grad]
+
+    def frozen(self) -> list[nn.Module]:
         """Modules used but not trained; the tests check that they stay bitwise unchanged."""
         return []
-
-    def to(self, device, dtype=None):
-        for m in [self.trainable(), *self.frozen()]:
-            m.to(device)
-            if dtype is not None:
-                m.to(dtype)
-        return self
 
     def context(self):
         """Entered around forward AND backward (recomputation under gradient checkpointing)."""
         return contextlib.nullcontext()
 
-    def loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """(loss, logs of floats) of one batch; randomness from `generators(batch)` only."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -47,6 +84,13 @@ class Stage:
 
     def export(self, folder) -> None:
         raise NotImplementedError
+
+
+def generators(batch: dict, repeat: int = 1) -> list[torch.Generator]:
+    """One generator per sample from the per-sample seeds the loop adds (training/loop.py: SeededItems),
+    each repeated `repeat` times (one per row of a sample's views). A sample's noise and timestep then
+    do not depend on which batch, micro-batch or process it lands in."""
+    return [g for s in batch["seed"].tolist() for g in [torch.Generator().manual_seed(int(s))] * repeat]
 
 
 def freeze(*modules):

@@ -8,12 +8,15 @@
 
 import torch
 
+from ...data.eg3d_dataset import PairDataset, ViewGroupDataset
 from ...media import tensor_to_pil
-from ...models.latent_scale import scale_latents
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
+from ...models.latent_scale import scale_latents
 from ...models.reference_attention import ReferenceBank, ReferenceState
-from ..noising import Noiser, min_snr_weights, weighted_mse
-from .base import Stage, freeze
+from ..datasets import Mapped, tensors_only
+from ..losses import epsilon_loss
+from ..noising import Noiser
+from .base import Stage, freeze, generators, register
 
 
 def reference_unet_unused(unet) -> list[str]:
@@ -33,81 +36,132 @@ def reference_unet_unused(unet) -> list[str]:
 
 
 class DiffPortrait3DStage(Stage):
-    def __init__(self, name: str, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0):
-        self.name, self.pipe, self.snr_gamma = name, pipe, snr_gamma
+    """One of stages 1-3: subclasses say which network trains and whether view control runs."""
+
+    grouped = False     # samples are groups of `views` target views (stage 3); else single targets
+    control = True      # the view ControlNet runs (stages 2, 3)
+
+    def __init__(self, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0):
+        super().__init__()
+        self.pipe, self.snr_gamma = pipe, snr_gamma
+        # registered here so that DDP/FSDP/DeepSpeed wrap every network the step runs
+        self.unet, self.reference_unet, self.controlnet = pipe.unet, pipe.reference_unet, pipe.controlnet
+        self.view_modules, self.vae, self.prompt_embedding = pipe.view_modules, pipe.vae, pipe.prompt_embedding
         self.latent_vae = pipe.vae
-        self.views = views if name == "consistency" else 1
-        self.batch_kind = "groups" if name == "consistency" else "pairs"
+        self.views = views if self.grouped else 1
         self.noiser = Noiser(pipe.alphas_cumprod)
         self.resolution = pipe.image_size
         freeze(pipe.vae, pipe.unet, pipe.reference_unet, pipe.controlnet, pipe.view_modules, pipe.prompt_embedding)
-        self.module = {"reference": pipe.reference_unet, "view": pipe.controlnet, "consistency": pipe.view_modules}[name]
-        self.module.requires_grad_(True)
-        self.module.train()
-        if name == "reference":
-            unused = set(reference_unet_unused(pipe.reference_unet))
-            for n, p in pipe.reference_unet.named_parameters():
-                p.requires_grad_(n not in unused)
+        self.trained().requires_grad_(True)
+        self.trained().train()
         if gradient_checkpointing:
             for m in (pipe.unet, pipe.reference_unet, pipe.controlnet):
                 m.enable_gradient_checkpointing()
 
-    def trainable(self):
-        return self.module
+    @classmethod
+    def build(cls, cfg):
+        from ...pipeline.loading import load_pipeline
+
+        cls.options(cfg.options)
+        return cls(load_pipeline(cfg.model, device="cpu"), views=cfg.views, gradient_checkpointing=cfg.gradient_checkpointing,
+                   snr_gamma=cfg.snr_gamma)
+
+    def dataset(self, cfg):
+        # stage 1 has no view control: condition images for it would be wasted time
+        source = cfg.condition_source if self.control else "none"
+        return Mapped(PairDataset(cfg.data, res=cfg.resolution or self.resolution, condition_source=source, seed=cfg.seed), tensors_only)
 
     def frozen(self):
-        p = self.pipe
-        return [m for m in (p.vae, p.unet, p.reference_unet, p.controlnet, p.view_modules, p.prompt_embedding) if m is not self.module]
+        return [m for m in (self.vae, self.unet, self.reference_unet, self.controlnet, self.view_modules, self.prompt_embedding)
+                if m is not self.trained()]
 
     def context(self):
-        return self.pipe.view_modules.group(self.views)
+        return self.view_modules.group(self.views)
 
     @torch.no_grad()
-    def _latents(self, images, views, generator):
-        vae = self.pipe.vae
+    def _latents(self, images, views, gens):
+        """Scaled latents, one row per image; `gens` one generator per row."""
         if self.latents is not None:
-            return self.latents.sample(views, generator).flatten(0, views.ndim - 1).to(vae.device, vae.dtype)
-        dist = vae.encode(images.to(vae.device, vae.dtype)).latent_dist
-        return scale_latents(vae, dist.sample(generator))
+            return self.latents.sample(views, gens).flatten(0, views.ndim - 1).to(images.device, self.vae.dtype)
+        return scale_latents(self.vae, self.vae.encode(images.to(self.vae.dtype)).latent_dist.sample(gens))
 
     def _flatten(self, batch):
-        """(reference (B,3,H,W), targets (B*V,3,H,W), conditions (B*V,3,H,W) or None)."""
-        ref = batch["reference"]
-        if self.name == "consistency":
-            return ref, batch["targets"].flatten(0, 1), batch["conditions"].flatten(0, 1)
-        return ref, batch["target"], batch.get("condition")
+        """(reference (B,3,H,W), ref views (B,), targets (B*V,3,H,W), target views, conditions (B*V,3,H,W) or None)."""
+        return batch["reference"], batch.get("reference_view"), batch["target"], batch.get("target_view"), batch.get("condition")
 
-    def loss(self, batch, generator):
+    def forward(self, batch):
         nets, v = self.pipe.networks, self.views
-        ref, target, cond = self._flatten(batch)
-        z_ref = self._latents(ref, batch.get("reference_view"), generator)
-        z0 = self._latents(target, batch.get("target_views" if self.name == "consistency" else "target_view"), generator)
-        x_t, t, noise = self.noiser(z0, generator, group=v)
-        ctx = self.pipe.prompt_embedding(x_t.shape[0]).to(x_t)
-        with torch.set_grad_enabled(self.name == "reference"):
+        ref, ref_views, target, target_views, cond = self._flatten(batch)
+        z_ref = self._latents(ref, ref_views, generators(batch))
+        z0 = self._latents(target, target_views, generators(batch, v))
+        x_t, t, noise = self.noiser(z0, generators(batch), group=v)
+        ctx = self.prompt_embedding(x_t.shape[0]).to(x_t)
+        with torch.set_grad_enabled(self.trained() is self.reference_unet):
             # the reference sees the clean latent at the same timestep as the target
             bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
         bank = ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()})
         res = None
-        if self.name != "reference":
-            with torch.set_grad_enabled(self.name == "view"):
+        if self.control:
+            with torch.set_grad_enabled(self.trained() is self.controlnet):
                 res = control_residuals(nets, x_t, t, ctx, cond.to(x_t))
         eps = backbone_eps(nets, x_t, t, ctx, v, ReferenceState("read", bank, x_t.shape[0]), res)
-        loss = weighted_mse(eps, noise, min_snr_weights(self.noiser.alphas_cumprod, t, self.snr_gamma))
+        loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma)
         return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
 
     @torch.no_grad()
     def samples(self, batch, steps):
-        ref, target, cond = self._flatten(batch)
+        ref, _, target, _, cond = self._flatten(batch)
         n = min(self.views * 2 if self.views > 1 else 4, target.shape[0])
         conds = cond[:n] if cond is not None else target[:n]  # reference stage: no control, show targets
-        control = 1.0 if self.name != "reference" else 0.0
         g = torch.Generator().manual_seed(0)
         out = self.pipe(ref[:1], conds, num_inference_steps=steps, generator=g, output_type="pt",
-                        group_size=self.views, control_scale=control).images
-        rows = [[tensor_to_pil(ref[0])] * n, [tensor_to_pil(c) for c in conds], [tensor_to_pil(x) for x in target[:n]],
+                        group_size=self.views, control_scale=1.0 if self.control else 0.0).images
+        return [[tensor_to_pil(ref[0])] * n, [tensor_to_pil(c) for c in conds], [tensor_to_pil(x) for x in target[:n]],
                 [tensor_to_pil(x * 2 - 1) for x in out]]
-        return rows
 
     def export(self, folder):
         self.pipe.save_pretrained(folder)
+
+
+@register
+class ReferenceStage(DiffPortrait3DStage):
+    """Stage 1: the reference UNet, without view control."""
+
+    name, control = "reference", False
+
+    def __init__(self, pipe, **kw):
+        super().__init__(pipe, **kw)
+        unused = set(reference_unet_unused(pipe.reference_unet))
+        for n, p in pipe.reference_unet.named_parameters():
+            p.requires_grad_(n not in unused)
+
+    def trained(self):
+        return self.reference_unet
+
+
+@register
+class ViewStage(DiffPortrait3DStage):
+    """Stage 2: the view ControlNet, on cross-identity condition images."""
+
+    name = "view"
+
+    def trained(self):
+        return self.controlnet
+
+
+@register
+class ConsistencyStage(DiffPortrait3DStage):
+    """Stage 3: the view modules, on groups of `views` target views of one subject in random order."""
+
+    name, grouped = "consistency", True
+
+    def trained(self):
+        return self.view_modules
+
+    def dataset(self, cfg):
+        return Mapped(ViewGroupDataset(cfg.data, views=self.views, res=cfg.resolution or self.resolution,
+                                       condition_source=cfg.condition_source, seed=cfg.seed), tensors_only)
+
+    def _flatten(self, batch):
+        return (batch["reference"], batch.get("reference_view"), batch["targets"].flatten(0, 1), batch.get("target_views"),
+                batch["conditions"].flatten(0, 1))

@@ -1,22 +1,23 @@
-"""Training the 3D-aware noise model: pixel L2 + a perceptual term on multi-view pairs.
+"""Every training loss, in one place.
 
-The perceptual term is VGG16 feature L2 (relu1_2 .. relu4_3, Johnson et al. style) when a VGG16
-file is in the weights folder (`vgg16.safetensors` or torchvision's `vgg16-397923af.pth`), and
-1 - SSIM otherwise: SSIM needs no weights, so training never depends on a download. Which one ran
-is logged, returned in the logs and written into the model config (`training_loss`).
+- `epsilon_loss`: the diffusion stages (base, reference, view, consistency): MSE between predicted
+  and true noise per sample, optionally Min-SNR weighted (training/noising.py: min_snr_weights);
+- `vae_loss`: the miniature VAE: L1 + SSIM reconstruction and a small KL term;
+- `noise3d_loss`: the 3D-aware noise model: pixel L2 + a perceptual term. The perceptual term is VGG16
+  feature L2 (relu1_2 .. relu4_3, Johnson et al. style) when a VGG16 file is in the weights folder
+  (`vgg16.safetensors` or torchvision's `vgg16-397923af.pth`), and 1 - SSIM otherwise: SSIM needs no
+  weights, so training never depends on a download. Which one ran is logged and written into the
+  model config (`training_loss`).
 
-A batch is {"reference": (B, 3, H, W), "reference_label": (B, 25), "target": (B, 3, H, W),
-"target_label": (B, 25)}, images in [-1, 1]: same subject and frame, two cameras.
+Every loss is a mean over samples of equal-sized per-sample terms, so a batch of 4 gives the same
+gradient as 2 accumulated micro-batches of 2 or 2 processes of 2 (tests/test_training_distributed.py).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from ..errors import UserError
 from ..metrics.backbones import VGG_TAPS, tapped, vgg16_features
 from ..metrics.ssim import ssim_map
 from ..metrics.weights import load_into, load_state_dict
+from .noising import min_snr_weights
 
 logger = logging.getLogger(__name__)
 
@@ -121,39 +123,22 @@ def noise3d_loss(model: nn.Module, batch: dict, perceptual: nn.Module | None = N
     return loss, logs
 
 
-def train_noise3d(model: nn.Module, batches: Iterable[dict], steps: int, lr: float = 2e-3, weight_decay: float = 0.0,
-                  loss_config: Noise3DLossConfig | None = None, warmup: int = 20, clip: float = 1.0,
-                  log_every: int = 50, callback: Callable[[int, dict], None] | None = None) -> list[dict]:
-    """A plain loop for small runs (fixtures, tests): AdamW, linear warm-up then cosine decay, clipping.
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of weight x per-sample MSE (equals F.mse_loss when all weights are 1)."""
+    per_sample = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+    return (weights.to(per_sample) * per_sample).mean()
 
-    `batches` is iterated until `steps` optimiser steps are done (it must yield at least that many).
-    The full `dp3d train --stage noise3d` loop calls `noise3d_loss` per batch instead. Returns the
-    per-step logs and records the perceptual term in `model.config.training_loss`.
-    """
-    loss_config = loss_config or Noise3DLossConfig()
-    perceptual = perceptual_loss(loss_config.weights_dir)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup))
-                                              * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    model.train()
-    history, t0, it = [], time.perf_counter(), iter(batches)
-    for step in range(steps):
-        batch = next(it)
-        loss, logs = noise3d_loss(model, batch, perceptual, loss_config)
-        if not math.isfinite(logs["loss"]):
-            raise RuntimeError(f"noise3d loss is {logs['loss']} at step {step}; lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        sched.step()
-        logs.update(step=step + 1, lr=sched.get_last_lr()[0], seconds=time.perf_counter() - t0)
-        history.append(logs)
-        if callback:
-            callback(step + 1, logs)
-        if log_every and ((step + 1) % log_every == 0 or step + 1 == steps):
-            logger.info("noise3d step %d/%d loss %.4f l2 %.4f %s %.4f", step + 1, steps, logs["loss"], logs["l2"],
-                        perceptual.name, logs["perceptual"])
-    model.eval()
-    model.register_to_config(training_loss=perceptual.name)
-    return history
+
+def epsilon_loss(eps: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor,
+                 snr_gamma: float = 0.0) -> torch.Tensor:
+    """Epsilon-prediction MSE, Min-SNR-gamma weighted when snr_gamma > 0."""
+    return weighted_mse(eps, noise, min_snr_weights(alphas_cumprod, t, snr_gamma))
+
+
+def vae_loss(x: torch.Tensor, rec: torch.Tensor, dist, ssim: nn.Module, ssim_weight: float, kl_weight: float):
+    """L1 + ssim_weight x (1 - SSIM) + kl_weight x KL per latent element; returns (loss, logs)."""
+    l1 = (rec - x).abs().mean()
+    ss = ssim(rec.float(), x.float())
+    kl = dist.kl().mean() / dist.mean[0].numel()
+    loss = l1 + ssim_weight * ss + kl_weight * kl
+    return loss, {"l1": l1.item(), "ssim_loss": ss.item(), "kl": kl.item()}
