@@ -29,8 +29,8 @@ def add_model_args(p, default_model=None):
 
 def add_mode_arg(p):
     p.add_argument("--mode", default="exact", choices=CHOICES["mode"],
-                   help="exact: the released model's DDIM sampler; fast: the recommended fast setting (DPM-Solver++ 2M SDE, "
-                        "12 steps); the others are measured alternatives (README, Speed)")
+                   help="exact: the released model's DDIM sampler; fast: the recommended fast setting (UniPC, "
+                        "10 steps); the others are measured alternatives (README, Speed)")
 
 
 def add_steps_arg(p):
