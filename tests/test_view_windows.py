@@ -11,7 +11,7 @@ from diffportrait3d.models.view_module import ViewTransformer
 from diffportrait3d.pipeline.build import preset_components
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
 from diffportrait3d.pipeline.view_windows import (ViewPlan, anchor_indices, freenoise, fuse, is_closed_path, mixed_noise,
-                                                  shifted_windows, sliding_windows)
+                                                  camera_noise, progressive_noise, shifted_windows, sliding_windows)
 
 
 def test_sliding_windows_cover_every_view_with_the_requested_overlap():
@@ -63,6 +63,39 @@ def test_mixed_noise_keeps_unit_variance_and_correlates_every_pair_of_views():
     assert torch.equal(mixed_noise(noise[:1], 0.5), noise[:1])
 
 
+def test_progressive_noise_correlates_neighbours_and_closes_loops():
+    noise = torch.randn(24, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    open_ = torch.corrcoef(progressive_noise(noise, 0.8).flatten(1))
+    for d in (1, 2, 5):  # an AR(1) along the path: rho**d at distance d, wherever on the path
+        band = torch.diagonal(open_, d)
+        assert abs(band.mean().item() - 0.8**d) < 0.01 and band.std().item() < 0.02, d
+    assert abs(open_[0, 23].item()) < 0.03  # the ends of an open path are unrelated
+    loop = progressive_noise(noise, 0.8, loop=True)
+    corr = torch.corrcoef(loop.flatten(1))
+    a = -np.log(0.8)  # periodic Ornstein-Uhlenbeck: first and last view are neighbours like any other
+    assert abs(corr[0, 23].item() - np.cosh(a * 11) / np.cosh(a * 12)) < 0.01
+    assert abs(corr[0, 23].item() - corr[5, 6].item()) < 0.02 and abs(corr[0, 12].item() - corr[6, 18].item()) < 0.02
+    assert abs(loop.std().item() - 1) < 0.01 and torch.equal(progressive_noise(noise, 0.0), noise)
+
+
+def test_camera_noise_correlates_views_by_the_angle_between_their_cameras():
+    yaws, pitches = np.array([-40.0, -30, 0, 20, 40, -30, 0]), np.array([0.0, 0, 0, 10, 0, 0, 25])
+    labels = camera_labels(yaws, pitches)
+    noise = torch.randn(7, 4, 96, 96, generator=torch.Generator().manual_seed(0))
+    out = camera_noise(noise, labels, 0.8)
+    pos = labels[:, [3, 7, 11]] / np.linalg.norm(labels[:, [3, 7, 11]], axis=1, keepdims=True)
+    angle = np.degrees(np.arccos(np.clip(pos @ pos.T, -1, 1)))
+    assert abs(angle[0, 4] - 80) < 1e-6 and abs(angle[2, 6] - 25) < 1e-6  # yaw and pitch both count
+    root = camera_noise(torch.eye(7, dtype=torch.float64), labels, 0.8)  # noise = S z, so z = I gives S
+    np.testing.assert_allclose((root @ root.T).numpy(), 0.8 ** (angle / 10), rtol=0, atol=1e-7)  # S S^T: the kernel
+    np.testing.assert_allclose(torch.corrcoef(out.flatten(1)).numpy(), 0.8 ** (angle / 10), atol=0.03)  # and on samples
+    torch.testing.assert_close(out[1], out[5], rtol=0, atol=1e-5)  # the same camera twice: the same noise
+    assert abs(out.std().item() - 1) < 0.01
+    plan = ViewPlan.parse("shifted+camera=0.8")  # without cameras: along the path, views taken as 10 degrees apart
+    torch.testing.assert_close(plan.arrange_noise(noise), progressive_noise(noise, 0.8))
+    torch.testing.assert_close(plan.arrange_noise(noise, labels=labels), out)
+
+
 def test_closed_paths_are_detected_and_anchors_spread_over_them():
     assert not is_closed_path(camera_labels(np.linspace(-40, 40, 16), np.zeros(16)))
     assert is_closed_path(camera_labels(np.arange(32) * 360 / 32 - 180, np.zeros(32)))  # 360, stops one step short
@@ -78,6 +111,13 @@ def test_plan_names_parse_and_bad_names_are_user_errors():
         ViewPlan.parse("sliding")
     with pytest.raises(UserError, match="unknown view option"):
         ViewPlan.parse("groups+magic")
+    p = ViewPlan.parse("shifted+progressive=0.8")
+    assert (p.noise, p.correlation, p.noise_correlation, p.name) == ("progressive", 0.8, 0.8, "shifted+progressive=0.8")
+    assert ViewPlan.parse("shifted+mixed").noise_correlation == 0.5 and ViewPlan.parse("shifted+mixed").name == "shifted+mixed"
+    for bad, why in (("shifted+progressive=x", "must be a number"), ("shifted+progressive=1", "in \\[0, 1\\)"),
+                     ("shifted+freenoise=0.5", "unknown view option"), ("groups+anchors=3", "unknown view option")):
+        with pytest.raises(UserError, match=why):
+            ViewPlan.parse(bad)
 
 
 # -- on the tiny pipeline ------------------------------------------------------------------------
@@ -145,6 +185,18 @@ def test_overlap_matters_only_through_the_view_modules(perturbed):
     first = perturbed(ref, conds[:4], latents=x_t[:4], num_inference_steps=2, eta=0.0, views="groups", group_size=4,
                       output_type="latent").images
     torch.testing.assert_close(groups[:4], first, rtol=0, atol=1e-5)
+
+
+def test_the_noise_prior_shapes_the_initial_noise_of_the_pipeline(perturbed):
+    """views="...+progressive" renders exactly what the same draw, correlated by hand, renders as latents."""
+    ref, conds, _ = inputs(10)
+    run = dict(num_inference_steps=2, eta=0.0, group_size=4, proxy_images=None, output_type="latent")
+    out = perturbed(ref, conds, views="shifted+progressive=0.7", generator=torch.Generator().manual_seed(3), **run).images
+    z = torch.randn(10, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    by_hand = perturbed(ref, conds, views="shifted", latents=progressive_noise(z, 0.7), **run).images
+    torch.testing.assert_close(out, by_hand, rtol=0, atol=1e-6)
+    plain = perturbed(ref, conds, views="shifted", latents=z, **run).images
+    assert (out - plain).abs().mean() > 0.1
 
 
 def test_anchors_become_extra_references(perturbed):

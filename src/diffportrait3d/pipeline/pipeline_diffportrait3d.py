@@ -180,7 +180,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         h = size // self.vae_scale_factor
         shape = (n, self.unet.config.in_channels, h, h)
         if latents is None:
-            latents = plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype))  # CPU generators work on GPU too
+            latents = plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype), loop, condition_labels)  # CPU generators work on GPU too
             if proxies is not None:
                 proxy_latents = self.encode(proxies.to(device), generator, sample_posterior).to(dtype)
                 latents = q_sample(proxy_latents, latents, self.alphas_cumprod, NOISE3D_T)
@@ -192,7 +192,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             step_noise = step_noise.to(device, dtype)
         elif plan.noise != "independent" and "variance_noise" in inspect.signature(scheduler.step).parameters:
             # FreeNoise / mixed noise for the per-step noise too (schedulers that take it)
-            step_noise = torch.stack([plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype))
+            step_noise = torch.stack([plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype), loop, condition_labels)
                                       for _ in scheduler.timesteps])
 
         # 5. denoising: every step, one call computes the guided eps of all views, window by window

@@ -13,10 +13,14 @@ window being a list of view indices) are the candidates measured in benchmarks/b
            boundary at no extra cost (each view is in exactly one window per step).
 With `loop`, windows wrap around (view N-1 is next to view 0): closed paths (360 deg, back and
 forth). Two extras combine with any schedule: `anchors` (a few views spread over the path are
-rendered first and every view then attends to them as extra references, paper eq. 5) and
-`noise="freenoise"` (the noise of every later group is a fixed shuffle of the first group's, for
-the initial latent and for every DDIM step, FreeNoise's noise rescheduling) or `noise="mixed"`
-(every view's noise shares a common part, PYoCo's mixed noise prior).
+rendered first and every view then attends to them as extra references, paper eq. 5) and a noise
+prior over the views, for the initial latent and for every DDIM step: `noise="freenoise"` (the
+noise of every later group is a fixed shuffle of the first group's, FreeNoise's noise
+rescheduling), `noise="mixed"` (every view's noise shares a common part, PYoCo's mixed noise
+prior), `noise="progressive"` (neighbouring views along the path get correlated noise, the
+correlation decaying with the distance along the path and wrapping around closed paths: PYoCo's
+progressive prior, made stationary so it has no start, no end and so no seam) or `noise="camera"`
+(the correlation decays with the angle between the views' cameras, whatever their order or spacing).
 """
 
 from dataclasses import dataclass, replace
@@ -28,8 +32,9 @@ import torch
 from ..errors import UserError
 
 METHODS = ("groups", "windows", "shifted")
-NOISES = ("independent", "freenoise", "mixed")
-MIXED_CORRELATION = 0.5  # noise correlation between any two views with noise="mixed"
+NOISES = ("independent", "freenoise", "mixed", "progressive", "camera")
+CORRELATION = {"mixed": 0.5, "progressive": 0.9, "camera": 0.9}  # noise correlation: any two views / neighbours / cameras CAMERA_STEP apart
+CAMERA_STEP = 10.0  # degrees
 DEFAULT = "shifted"  # for paths longer than one group: the best of benchmarks/bench_orbits.py (README)
 
 
@@ -40,7 +45,8 @@ class ViewPlan:
     overlap: int | None = None   # windows: views shared by neighbouring windows (None: G // 4, at least 1)
     loop: bool | None = None     # wrap windows around; None: detect from the cameras (first ~ last)
     anchors: int = 0             # views rendered first and attended to by all (0: none)
-    noise: str = "independent"   # independent | freenoise | mixed
+    noise: str = "independent"   # independent | freenoise | mixed | progressive | camera
+    correlation: float | None = None  # mixed / progressive / camera: None is CORRELATION[noise]
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -51,24 +57,37 @@ class ViewPlan:
             raise UserError("group size must be >= 1 and anchors >= 0")
         if self.overlap is not None and not 0 <= self.overlap < self.group_size:
             raise UserError(f"overlap must be in 0..{self.group_size - 1}, got {self.overlap}")
+        if self.correlation is not None and not (0 <= self.correlation < 1 and self.noise in CORRELATION):
+            raise UserError(f"a noise correlation (in [0, 1)) needs +mixed, +progressive or +camera, got {self.correlation} with {self.noise}")
 
     @classmethod
     def parse(cls, spec: str, **kw) -> "ViewPlan":
-        """'groups', 'windows', 'shifted+anchors', 'windows+freenoise+anchors', ... -> ViewPlan."""
+        """'groups', 'windows', 'shifted+anchors', 'windows+freenoise+anchors', 'shifted+progressive=0.8', ... -> ViewPlan."""
         parts = [p for p in str(spec).lower().split("+") if p]
         fields = dict(kw)
         for p in parts[1:]:
-            if p == "anchors":
+            p, _, value = p.partition("=")
+            if p == "anchors" and not value:
                 fields["anchors"] = fields.get("anchors") or 4
-            elif p in ("freenoise", "mixed"):
+            elif p in NOISES[1:] and (not value or p in CORRELATION):
                 fields["noise"] = p
+                if value:
+                    try:
+                        fields["correlation"] = float(value)
+                    except ValueError:
+                        raise UserError(f"noise correlation must be a number in [0, 1), got {value!r} in {spec!r}") from None
             else:
-                raise UserError(f"unknown view option {p!r} in {spec!r}: use anchors, freenoise or mixed")
+                raise UserError(f"unknown view option {p!r} in {spec!r}: use anchors, freenoise, mixed[=C], progressive[=C] or camera[=C]")
         return cls(method=parts[0] if parts else "", **fields)
 
     @property
+    def noise_correlation(self) -> float:
+        return CORRELATION[self.noise] if self.correlation is None else self.correlation
+
+    @property
     def name(self) -> str:
-        return "+".join([self.method] + ([self.noise] if self.noise != "independent" else []) + (["anchors"] if self.anchors else []))
+        noise = [] if self.noise == "independent" else [self.noise + ("" if self.correlation is None else f"={self.correlation:g}")]
+        return "+".join([self.method] + noise + (["anchors"] if self.anchors else []))
 
     def windows(self, n: int, step: int = 0, loop: bool = False) -> list[list[int]]:
         """Windows of the `step`-th denoising step for n views."""
@@ -79,10 +98,17 @@ class ViewPlan:
         overlap = max(1, self.group_size // 4) if self.overlap is None else self.overlap
         return sliding_windows(n, self.group_size, overlap, loop)
 
-    def arrange_noise(self, noise: torch.Tensor) -> torch.Tensor:
+    def arrange_noise(self, noise: torch.Tensor, loop: bool = False, labels=None) -> torch.Tensor:
+        """i.i.d. noise of the views along the path (view axis first) -> the plan's noise prior.
+        `camera` without camera labels falls back to `progressive` (views taken as CAMERA_STEP apart)."""
+        rho = self.noise_correlation if self.noise in CORRELATION else 0.0
         if self.noise == "freenoise":
             return freenoise(noise, self.group_size)
-        return mixed_noise(noise, MIXED_CORRELATION) if self.noise == "mixed" else noise
+        if self.noise == "mixed":
+            return mixed_noise(noise, rho)
+        if self.noise == "camera" and labels is not None:
+            return camera_noise(noise, labels, rho)
+        return progressive_noise(noise, rho, loop) if self.noise in ("progressive", "camera") else noise
 
 
 def plan_for(views, group_size: int, n: int, labels=None) -> tuple[ViewPlan, bool]:
@@ -178,6 +204,38 @@ def mixed_noise(noise: torch.Tensor, rho: float) -> torch.Tensor:
     mean = noise.mean(0, keepdim=True)
     shared, own = mean * n**0.5, (noise - mean) * (n / (n - 1)) ** 0.5
     return rho**0.5 * shared + (1 - rho) ** 0.5 * own
+
+
+def progressive_noise(noise: torch.Tensor, rho: float, loop: bool = False) -> torch.Tensor:
+    """Views correlated by rho between neighbours, decaying with the distance d along the path: rho**d
+    on open paths (a stationary AR(1), so no view is special), on closed ones the periodic
+    Ornstein-Uhlenbeck kernel cosh(a (N/2 - d)) / cosh(a N/2) with e^-a = rho (d around the loop)."""
+    n = noise.shape[0]
+    if n < 2 or rho == 0:
+        return noise
+    i = np.arange(n)
+    d = np.abs(i[:, None] - i[None, :]).astype(np.float64)
+    a = -np.log(rho)
+    return correlate(noise, np.cosh(a * (n / 2 - d)) / np.cosh(a * n / 2) if loop else np.exp(-a * d))
+
+
+def camera_noise(noise: torch.Tensor, labels, rho: float) -> torch.Tensor:
+    """Views correlated by the angle between their cameras (seen from the head's centre): rho at
+    CAMERA_STEP degrees apart, exp(-angle / scale) in general, positive definite on the sphere
+    (Gneiting 2013). A camera visited twice gets the same noise; a closed path needs no special case."""
+    pos = np.asarray(labels, dtype=np.float64).reshape(len(labels), 25)[:, [3, 7, 11]]
+    pos /= np.linalg.norm(pos, axis=1, keepdims=True)
+    angle = np.degrees(np.arccos(np.clip(pos @ pos.T, -1, 1)))
+    return noise if rho == 0 else correlate(noise, rho ** (angle / CAMERA_STEP))
+
+
+def correlate(noise: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
+    """i.i.d. N(0, 1) views -> views with correlation `kernel` (N, N), still N(0, 1) each: noise_i =
+    sum_j S_ij z_j with S S^T = kernel (symmetric square root, so repeated cameras need no jitter)."""
+    w, v = np.linalg.eigh(kernel)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    root /= np.linalg.norm(root, axis=1, keepdims=True)  # unit variance despite rounding
+    return torch.einsum("ij,j...->i...", torch.as_tensor(root, dtype=noise.dtype, device=noise.device), noise)
 
 
 def anchor_indices(n: int, k: int, loop: bool = False) -> list[int]:
