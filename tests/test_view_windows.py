@@ -104,6 +104,18 @@ def test_closed_paths_are_detected_and_anchors_spread_over_them():
     assert anchor_indices(32, 4) == [0, 10, 21, 31] and anchor_indices(32, 4, loop=True) == [0, 8, 16, 24]
 
 
+def test_the_default_is_a_valid_plan_and_the_cli_help_names_it():
+    import argparse
+
+    from diffportrait3d.cli.common import add_view_plan_args
+    from diffportrait3d.pipeline.view_windows import DEFAULT, plan_for
+
+    parser = argparse.ArgumentParser()
+    add_view_plan_args(parser)
+    assert f"(default {DEFAULT})" in " ".join(parser.format_help().split())
+    assert plan_for(None, 8, 16)[0] == ViewPlan.parse(DEFAULT) and plan_for(None, 8, 8)[0] == ViewPlan("groups")
+
+
 def test_plan_names_parse_and_bad_names_are_user_errors():
     p = ViewPlan.parse("windows+freenoise+anchors", group_size=4)
     assert (p.method, p.noise, p.anchors, p.group_size, p.name) == ("windows", "freenoise", 4, 4, "windows+freenoise+anchors")

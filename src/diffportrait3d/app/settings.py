@@ -46,7 +46,7 @@ class RenderSettings:
     seed: int = 0
     group: int = 8               # views denoised together by the view modules
     # view plan beyond one group (pipeline/view_windows.py); all None: the pipeline's default
-    group_mode: str | None = None  # shifted | windows | groups, +anchors, +freenoise | +mixed
+    group_mode: str | None = None  # shifted | windows | groups, +anchors, +camera[=C] | +progressive[=C] | +mixed[=C] | +freenoise
     overlap: int | None = None   # windows: views shared by neighbouring windows
     anchors: int | None = None   # anchor views rendered first and attended to by all
     loop: bool | None = None     # wrap windows around a closed path (None: detected)

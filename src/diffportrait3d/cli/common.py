@@ -55,10 +55,11 @@ def add_sampling_args(p):
 
 def add_view_plan_args(p):
     p.add_argument("--group-mode", default=None, dest="group_mode", metavar="MODE",
-                   help="how more views than one group are denoised: shifted (default: group boundaries move every "
-                        "other step, no seams, no extra cost), windows (overlapping windows, averaged), groups (the "
-                        "release: independent groups, exact); add +anchors and/or a noise, +freenoise or +mixed, e.g. "
-                        "windows+anchors (README: Long orbits)")
+                   help="how more views than one group are denoised (default shifted+camera): shifted (group boundaries move "
+                        "every other step, no extra cost), windows (overlapping windows, averaged), groups (the release: "
+                        "independent groups, exact); add +anchors and/or a noise prior over the views: +camera (correlated "
+                        "by the angle between cameras), +progressive (by the distance along the path), +mixed, +freenoise; "
+                        "=C sets its correlation, e.g. shifted+camera=0.9 (README: Long orbits)")
     p.add_argument("--overlap", type=number(0), default=None, help="windows: views shared by neighbouring windows (default group/4)")
     p.add_argument("--anchors", type=number(0), default=None, help="anchor views rendered first and attended to by all (default 4 with +anchors)")
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,

@@ -33,9 +33,9 @@ from ..errors import UserError
 
 METHODS = ("groups", "windows", "shifted")
 NOISES = ("independent", "freenoise", "mixed", "progressive", "camera")
-CORRELATION = {"mixed": 0.5, "progressive": 0.9, "camera": 0.9}  # noise correlation: any two views / neighbours / cameras CAMERA_STEP apart
+CORRELATION = {"mixed": 0.5, "progressive": 0.98, "camera": 0.95}  # noise correlation: any two views / neighbours / cameras CAMERA_STEP apart
 CAMERA_STEP = 10.0  # degrees
-DEFAULT = "shifted"  # for paths longer than one group: the best of benchmarks/bench_orbits.py (README)
+DEFAULT = "shifted+camera"  # for paths longer than one group: the best of benchmarks/bench_orbits.py (README: Long orbits)
 
 
 @dataclass(frozen=True)
