@@ -74,6 +74,9 @@ def test_progressive_noise_correlates_neighbours_and_closes_loops():
     corr = torch.corrcoef(loop.flatten(1))
     a = -np.log(0.8)  # periodic Ornstein-Uhlenbeck: first and last view are neighbours like any other
     assert abs(corr[0, 23].item() - np.cosh(a * 11) / np.cosh(a * 12)) < 0.01
+    root = progressive_noise(torch.eye(24, dtype=torch.float64), 0.8, loop=True)  # noise = S z: z = I gives S
+    d = np.abs(np.arange(24)[:, None] - np.arange(24)[None, :])
+    np.testing.assert_allclose((root @ root.T).numpy(), np.cosh(a * (12 - d)) / np.cosh(a * 12), rtol=0, atol=1e-12)
     assert abs(corr[0, 23].item() - corr[5, 6].item()) < 0.02 and abs(corr[0, 12].item() - corr[6, 18].item()) < 0.02
     assert abs(loop.std().item() - 1) < 0.01 and torch.equal(progressive_noise(noise, 0.0), noise)
 
@@ -199,15 +202,19 @@ def test_overlap_matters_only_through_the_view_modules(perturbed):
     torch.testing.assert_close(groups[:4], first, rtol=0, atol=1e-5)
 
 
-def test_the_noise_prior_shapes_the_initial_noise_of_the_pipeline(perturbed):
-    """views="...+progressive" renders exactly what the same draw, correlated by hand, renders as latents."""
+def test_the_noise_prior_shapes_the_initial_and_the_step_noise_of_the_pipeline(perturbed):
+    """views="...+camera" renders exactly what the same draws, correlated by hand, render as latents and
+    recorded DDIM step noise (eta 0.5); without its prior the same draws give other views."""
     ref, conds, _ = inputs(10)
-    run = dict(num_inference_steps=2, eta=0.0, group_size=4, proxy_images=None, output_type="latent")
-    out = perturbed(ref, conds, views="shifted+progressive=0.7", generator=torch.Generator().manual_seed(3), **run).images
-    z = torch.randn(10, 4, 8, 8, generator=torch.Generator().manual_seed(3))
-    by_hand = perturbed(ref, conds, views="shifted", latents=progressive_noise(z, 0.7), **run).images
+    labels = camera_labels(np.linspace(-40, 40, 10), np.zeros(10))
+    run = dict(num_inference_steps=3, eta=0.5, group_size=4, proxy_images=None, condition_labels=labels, output_type="latent")
+    out = perturbed(ref, conds, views="shifted+camera=0.7", generator=torch.Generator().manual_seed(3), **run).images
+    g = torch.Generator().manual_seed(3)
+    z, steps = torch.randn(10, 4, 8, 8, generator=g), torch.stack([torch.randn(10, 4, 8, 8, generator=g) for _ in range(3)])
+    by_hand = perturbed(ref, conds, views="shifted", latents=camera_noise(z, labels, 0.7),
+                        step_noise=torch.stack([camera_noise(s, labels, 0.7) for s in steps]), **run).images
     torch.testing.assert_close(out, by_hand, rtol=0, atol=1e-6)
-    plain = perturbed(ref, conds, views="shifted", latents=z, **run).images
+    plain = perturbed(ref, conds, views="shifted", latents=z, step_noise=steps, **run).images
     assert (out - plain).abs().mean() > 0.1
 
 

@@ -191,9 +191,10 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if step_noise is not None:
             step_noise = step_noise.to(device, dtype)
         elif plan.noise != "independent" and "variance_noise" in inspect.signature(scheduler.step).parameters:
-            # FreeNoise / mixed noise for the per-step noise too (schedulers that take it)
-            step_noise = torch.stack([plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype), loop, condition_labels)
-                                      for _ in scheduler.timesteps])
+            # the plan's noise prior for the per-step noise too (schedulers that take it), drawn step by
+            # step: the same numbers as drawing all steps first, without holding steps x views of noise
+            def step_noise(k):
+                return plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype), loop, condition_labels)
 
         # 5. denoising: every step, one call computes the guided eps of all views, window by window
         nets, bank, step = self.networks, None, 0

@@ -209,14 +209,16 @@ def mixed_noise(noise: torch.Tensor, rho: float) -> torch.Tensor:
 def progressive_noise(noise: torch.Tensor, rho: float, loop: bool = False) -> torch.Tensor:
     """Views correlated by rho between neighbours, decaying with the distance d along the path: rho**d
     on open paths (a stationary AR(1), so no view is special), on closed ones the periodic
-    Ornstein-Uhlenbeck kernel cosh(a (N/2 - d)) / cosh(a N/2) with e^-a = rho (d around the loop)."""
+    Ornstein-Uhlenbeck kernel cosh(a (N/2 - d)) / cosh(a N/2) with e^-a = rho (d around the loop),
+    written as (e^-ad + e^-a(N-d)) / (1 + e^-aN) so that long paths do not overflow."""
     n = noise.shape[0]
     if n < 2 or rho == 0:
         return noise
     i = np.arange(n)
     d = np.abs(i[:, None] - i[None, :]).astype(np.float64)
     a = -np.log(rho)
-    return correlate(noise, np.cosh(a * (n / 2 - d)) / np.cosh(a * n / 2) if loop else np.exp(-a * d))
+    kernel = (np.exp(-a * d) + np.exp(-a * (n - d))) / (1 + np.exp(-a * n)) if loop else np.exp(-a * d)
+    return correlate(noise, kernel)
 
 
 def camera_noise(noise: torch.Tensor, labels, rho: float) -> torch.Tensor:
