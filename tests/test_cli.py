@@ -60,6 +60,8 @@ def test_render_with_overlapping_windows_anchors_and_a_loop(tiny_model_dir, file
     (["render", "{ref}", "--conditions", "{conds}", "--group", "40"], "1..32 views"),
     (["render", "{ref}", "--conditions", "{conds}", "--group-mode", "sliding"], "view method must be one of"),
     (["render", "{ref}", "--conditions", "{conds}", "--group-mode", "windows", "--overlap", "9"], "overlap must be in 0..7"),
+    (["render", "{ref}", "--conditions", "{conds}", "--group-mode", "shifted+camera=1.5"], "must be a number in [0, 1), got 1.5"),
+    (["render", "{ref}", "--conditions", "{conds}", "--group-mode", "shifted+camera=high"], "must be a number in [0, 1), got 'high'"),
     (["render", "{notimage}", "--conditions", "{conds}"], "not a readable image"),
 ])
 def test_render_bad_input_exits_2(tiny_model_dir, files, capsys, args, message):

@@ -129,7 +129,7 @@ def test_plan_names_parse_and_bad_names_are_user_errors():
     p = ViewPlan.parse("shifted+progressive=0.8")
     assert (p.noise, p.correlation, p.noise_correlation, p.name) == ("progressive", 0.8, 0.8, "shifted+progressive=0.8")
     assert ViewPlan.parse("shifted+mixed").noise_correlation == 0.5 and ViewPlan.parse("shifted+mixed").name == "shifted+mixed"
-    for bad, why in (("shifted+progressive=x", "must be a number"), ("shifted+progressive=1", "in \\[0, 1\\)"),
+    for bad, why in (("shifted+progressive=x", "must be a number"), ("shifted+progressive=1", "in \\[0, 1\\), got 1.0"),
                      ("shifted+freenoise=0.5", "unknown view option"), ("groups+anchors=3", "unknown view option")):
         with pytest.raises(UserError, match=why):
             ViewPlan.parse(bad)

@@ -57,8 +57,10 @@ class ViewPlan:
             raise UserError("group size must be >= 1 and anchors >= 0")
         if self.overlap is not None and not 0 <= self.overlap < self.group_size:
             raise UserError(f"overlap must be in 0..{self.group_size - 1}, got {self.overlap}")
-        if self.correlation is not None and not (0 <= self.correlation < 1 and self.noise in CORRELATION):
-            raise UserError(f"a noise correlation (in [0, 1)) needs +mixed, +progressive or +camera, got {self.correlation} with {self.noise}")
+        if self.correlation is not None and self.noise not in CORRELATION:
+            raise UserError(f"a noise correlation needs +mixed, +progressive or +camera, not {self.noise}")
+        if self.correlation is not None and not 0 <= self.correlation < 1:
+            raise UserError(f"noise correlation must be a number in [0, 1), got {self.correlation}")
 
     @classmethod
     def parse(cls, spec: str, **kw) -> "ViewPlan":
