@@ -62,7 +62,7 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--orbit-views", default=None, help="view plan of the orbit, e.g. groups (default: the pipeline's)")
-    ap.add_argument("--orbit-only", action="store_true", help="skip the VAE and the targets")
+    ap.add_argument("--orbit-only", action="store_true", help="measure the orbit (and the VAE) only, not the targets")
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -36,7 +36,7 @@ from diffportrait3d.metrics.ssim import ssim
 from diffportrait3d.pipeline.loading import load_pipeline
 from diffportrait3d.pipeline.view_windows import ViewPlan
 
-METHODS = "groups,windows,shifted,shifted+mixed,windows+freenoise,shifted+anchors"
+METHODS = "groups,windows,shifted,shifted+mixed,shifted+progressive,shifted+camera,windows+camera"
 
 
 def paths(n: int) -> dict:
