@@ -11,30 +11,9 @@ from diffportrait3d.training.stages import stage_class
 from diffportrait3d.training.stages.base_models import BaseUNetStage, VAEStage
 from diffportrait3d.training.stages.diffportrait3d import reference_unet_unused
 
+from toy_data import ToySet
+
 V = 2
-
-
-class ToySet(torch.utils.data.Dataset):
-    """Subjects are coloured discs whose position follows the camera; enough structure to learn."""
-
-    def __init__(self, n=4, size=64, views=V):
-        self.n, self.size, self.views = n, size, views
-
-    def __len__(self):
-        return self.n
-
-    def image(self, subject, cam):
-        g = torch.Generator().manual_seed(subject)
-        colour = torch.rand(3, 1, 1, generator=g) * 2 - 1
-        yy, xx = torch.meshgrid(torch.linspace(-1, 1, self.size), torch.linspace(-1, 1, self.size), indexing="ij")
-        disc = ((xx - 0.4 * cam) ** 2 + yy**2 < 0.3).float()
-        return disc * colour + (1 - disc) * -0.5
-
-    def __getitem__(self, i):
-        cams = torch.linspace(-1, 1, self.views)
-        return {"image": self.image(i, 0.0), "reference": self.image(i, 0.0), "target": self.image(i, 0.5),
-                "condition": self.image(i + 100, 0.5), "targets": torch.stack([self.image(i, float(c)) for c in cams]),
-                "conditions": torch.stack([self.image(i + 100, float(c)) for c in cams])}
 
 
 def cfg(tmp_path, stage, **kw):

@@ -17,31 +17,9 @@ from diffportrait3d.training.config import TrainConfig
 from diffportrait3d.training.loop import train
 from diffportrait3d.training.stages import stage_class
 
+from toy_data import ToySet
+
 V = 2
-
-
-class ToySet(torch.utils.data.Dataset):
-    """Coloured discs that move with the camera; `seen` records the indices this process served."""
-
-    def __init__(self, n=8, size=64):
-        self.n, self.size, self.seen = n, size, []
-
-    def __len__(self):
-        return self.n
-
-    def image(self, subject, cam):
-        g = torch.Generator().manual_seed(subject)
-        colour = torch.rand(3, 1, 1, generator=g) * 2 - 1
-        yy, xx = torch.meshgrid(torch.linspace(-1, 1, self.size), torch.linspace(-1, 1, self.size), indexing="ij")
-        disc = ((xx - 0.4 * cam) ** 2 + yy**2 < 0.3).float()
-        return disc * colour + (1 - disc) * -0.5
-
-    def __getitem__(self, i):
-        self.seen.append(int(i))
-        cams = torch.linspace(-1, 1, V)
-        return {"reference": self.image(i, 0.0), "target": self.image(i, 0.5), "condition": self.image(i + 100, 0.5),
-                "targets": torch.stack([self.image(i, float(c)) for c in cams]),
-                "conditions": torch.stack([self.image(i + 100, float(c)) for c in cams])}
 
 
 def config(out, stage, **kw):
@@ -96,14 +74,14 @@ def compare_runs(a, b, step, rel):
 @pytest.mark.parametrize("name,dtype,rel", [("view", torch.float32, 1e-5), ("view", torch.float64, 1e-9),
                                             ("consistency", torch.float64, 1e-9)])
 def test_accumulating_2_micro_batches_of_2_equals_one_batch_of_4(tmp_path, name, dtype, rel):
-    train(config(tmp_path / "b4", name), tiny_stage(name, dtype), ToySet(), progress=False)
-    train(config(tmp_path / "acc", name, batch_size=2, grad_accum=2), tiny_stage(name, dtype), ToySet(), progress=False)
+    train(config(tmp_path / "b4", name), tiny_stage(name, dtype), ToySet(8), progress=False)
+    train(config(tmp_path / "acc", name, batch_size=2, grad_accum=2), tiny_stage(name, dtype), ToySet(8), progress=False)
     compare_runs(tmp_path / "b4", tmp_path / "acc", 2, rel)
 
 
 def test_dataloader_workers_give_the_same_training(tmp_path):
     for workers in (0, 2):
-        train(config(tmp_path / f"w{workers}", "view", max_steps=1, warmup_steps=0, workers=workers), tiny_stage("view"), ToySet(),
+        train(config(tmp_path / f"w{workers}", "view", max_steps=1, warmup_steps=0, workers=workers), tiny_stage("view"), ToySet(8),
               progress=False)
     compare_runs(tmp_path / "w0", tmp_path / "w2", 1, rel=0)  # bitwise
 
@@ -113,12 +91,12 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     dtypes = set()
     stage.controlnet.controlnet_down_blocks[0].register_forward_hook(lambda m, i, o: dtypes.add(o.dtype))
     before = {k: v.clone() for k, v in stage.controlnet.state_dict().items()}
-    result = train(config(tmp_path / "bf16", "view", mixed_precision="bf16"), stage, ToySet(), progress=False)
+    result = train(config(tmp_path / "bf16", "view", mixed_precision="bf16"), stage, ToySet(8), progress=False)
     assert dtypes == {torch.bfloat16}  # the forward ran under autocast
     after = stage.controlnet.state_dict()
     assert all(v.dtype == torch.float32 for v in after.values())  # the weights stay fp32
     assert any(not torch.equal(before[k], after[k]) for k in before)
-    fp32 = train(config(tmp_path / "fp32", "view"), tiny_stage("view"), ToySet(), progress=False)
+    fp32 = train(config(tmp_path / "fp32", "view"), tiny_stage("view"), ToySet(8), progress=False)
     # the first step's loss is the same computation at bf16 precision (measured: ~1e-3 relative)
     first = lambda out: float((out / "logs" / "loss.csv").read_text().splitlines()[1].split(",")[1])  # noqa: E731
     assert result["final_loss"] > 0 and abs(first(tmp_path / "bf16") / first(tmp_path / "fp32") - 1) < 0.05
@@ -151,14 +129,14 @@ def _worker(rank, fn, nprocs, *args):
 
 
 def _train_rank(rank, out, batch_size):
-    data = ToySet()
+    data = ToySet(8)
     train(config(out, "consistency", batch_size=batch_size), tiny_stage("consistency", torch.float64), data, progress=False)
     (out / f"seen-{rank}.json").write_text(json.dumps(data.seen))
 
 
 def test_two_processes_of_batch_2_equal_one_process_of_batch_4(tmp_path):
     spawn(_train_rank, 2, tmp_path / "ddp", 2)
-    data = ToySet()
+    data = ToySet(8)
     train(config(tmp_path / "one", "consistency"), tiny_stage("consistency", torch.float64), data, progress=False)
     # float64, as the accumulation test: measured 1.8e-14 (gradients), 3.8e-13 (weights); float32 measured
     # 5.1e-5 and 2.8e-4 (batch-2 vs batch-4 kernels, see above). A real bug is O(1): 0.5 for a double division, other samples when both
