@@ -95,8 +95,8 @@ def test_camera_noise_correlates_views_by_the_angle_between_their_cameras():
     torch.testing.assert_close(out[1], out[5], rtol=0, atol=1e-5)  # the same camera twice: the same noise
     assert abs(out.std().item() - 1) < 0.01
     plan = ViewPlan.parse("shifted+camera=0.8")  # without cameras: along the path, views taken as 10 degrees apart
-    torch.testing.assert_close(plan.arrange_noise(noise), progressive_noise(noise, 0.8))
-    torch.testing.assert_close(plan.arrange_noise(noise, labels=labels), out)
+    torch.testing.assert_close(plan.noise_prior(7)(noise), progressive_noise(noise, 0.8))
+    torch.testing.assert_close(plan.noise_prior(7, labels=labels)(noise), out)
 
 
 def test_closed_paths_are_detected_and_anchors_spread_over_them():

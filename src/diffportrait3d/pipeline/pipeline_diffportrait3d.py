@@ -179,8 +179,9 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         # 4. initial latents: the 3D-aware start when proxies are given, else Gaussian noise
         h = size // self.vae_scale_factor
         shape = (n, self.unet.config.in_channels, h, h)
+        prior = plan.noise_prior(n, loop, condition_labels)
         if latents is None:
-            latents = plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype), loop, condition_labels)  # CPU generators work on GPU too
+            latents = prior(randn_tensor(shape, generator=generator, device=device, dtype=dtype))  # CPU generators work on GPU too
             if proxies is not None:
                 proxy_latents = self.encode(proxies.to(device), generator, sample_posterior).to(dtype)
                 latents = q_sample(proxy_latents, latents, self.alphas_cumprod, NOISE3D_T)
@@ -194,7 +195,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             # the plan's noise prior for the per-step noise too (schedulers that take it), drawn step by
             # step: the same numbers as drawing all steps first, without holding steps x views of noise
             def step_noise(k):
-                return plan.arrange_noise(randn_tensor(shape, generator=generator, device=device, dtype=dtype), loop, condition_labels)
+                return prior(randn_tensor(shape, generator=generator, device=device, dtype=dtype))
 
         # 5. denoising: every step, one call computes the guided eps of all views, window by window
         nets, bank, step = self.networks, None, 0

@@ -100,17 +100,20 @@ class ViewPlan:
         overlap = max(1, self.group_size // 4) if self.overlap is None else self.overlap
         return sliding_windows(n, self.group_size, overlap, loop)
 
-    def arrange_noise(self, noise: torch.Tensor, loop: bool = False, labels=None) -> torch.Tensor:
-        """i.i.d. noise of the views along the path (view axis first) -> the plan's noise prior.
-        `camera` without camera labels falls back to `progressive` (views taken as CAMERA_STEP apart)."""
+    def noise_prior(self, n: int, loop: bool = False, labels=None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The plan's noise prior for n views: i.i.d. noise (view axis first) -> the prior's noise. The
+        correlation's square root is taken once here, not at every step. `camera` without camera
+        labels falls back to `progressive` (views taken as CAMERA_STEP apart)."""
         rho = self.noise_correlation if self.noise in CORRELATION else 0.0
         if self.noise == "freenoise":
-            return freenoise(noise, self.group_size)
+            return lambda z: freenoise(z, self.group_size)
         if self.noise == "mixed":
-            return mixed_noise(noise, rho)
-        if self.noise == "camera" and labels is not None:
-            return camera_noise(noise, labels, rho)
-        return progressive_noise(noise, rho, loop) if self.noise in ("progressive", "camera") else noise
+            return lambda z: mixed_noise(z, rho)
+        if self.noise not in ("progressive", "camera") or n < 2 or rho == 0:
+            return lambda z: z
+        kernel = camera_correlation(labels, rho) if self.noise == "camera" and labels is not None else path_correlation(n, rho, loop)
+        root = kernel_root(kernel)
+        return lambda z: correlate(z, root)
 
 
 def plan_for(views, group_size: int, n: int, labels=None) -> tuple[ViewPlan, bool]:
@@ -209,36 +212,46 @@ def mixed_noise(noise: torch.Tensor, rho: float) -> torch.Tensor:
 
 
 def progressive_noise(noise: torch.Tensor, rho: float, loop: bool = False) -> torch.Tensor:
-    """Views correlated by rho between neighbours, decaying with the distance d along the path: rho**d
-    on open paths (a stationary AR(1), so no view is special), on closed ones the periodic
-    Ornstein-Uhlenbeck kernel cosh(a (N/2 - d)) / cosh(a N/2) with e^-a = rho (d around the loop),
-    written as (e^-ad + e^-a(N-d)) / (1 + e^-aN) so that long paths do not overflow."""
-    n = noise.shape[0]
-    if n < 2 or rho == 0:
-        return noise
-    i = np.arange(n)
-    d = np.abs(i[:, None] - i[None, :]).astype(np.float64)
-    a = -np.log(rho)
-    kernel = (np.exp(-a * d) + np.exp(-a * (n - d))) / (1 + np.exp(-a * n)) if loop else np.exp(-a * d)
-    return correlate(noise, kernel)
+    """Views correlated by rho between neighbours along the path (path_correlation)."""
+    return noise if noise.shape[0] < 2 or rho == 0 else correlate(noise, kernel_root(path_correlation(noise.shape[0], rho, loop)))
 
 
 def camera_noise(noise: torch.Tensor, labels, rho: float) -> torch.Tensor:
-    """Views correlated by the angle between their cameras (seen from the head's centre): rho at
-    CAMERA_STEP degrees apart, exp(-angle / scale) in general, positive definite on the sphere
-    (Gneiting 2013). A camera visited twice gets the same noise; a closed path needs no special case."""
+    """Views correlated by the angle between their cameras (camera_correlation)."""
+    return noise if rho == 0 else correlate(noise, kernel_root(camera_correlation(labels, rho)))
+
+
+def path_correlation(n: int, rho: float, loop: bool = False) -> np.ndarray:
+    """(n, n): rho between neighbours, decaying with the distance d along the path: rho**d on open
+    paths (a stationary AR(1), so no view is special), on closed ones the periodic Ornstein-Uhlenbeck
+    kernel cosh(a (N/2 - d)) / cosh(a N/2) with e^-a = rho (d around the loop), written as
+    (e^-ad + e^-a(N-d)) / (1 + e^-aN) so that long paths do not overflow."""
+    i = np.arange(n)
+    d = np.abs(i[:, None] - i[None, :]).astype(np.float64)
+    a = -np.log(rho)
+    return (np.exp(-a * d) + np.exp(-a * (n - d))) / (1 + np.exp(-a * n)) if loop else np.exp(-a * d)
+
+
+def camera_correlation(labels, rho: float) -> np.ndarray:
+    """(N, N) from the angle between the cameras (seen from the head's centre): rho at CAMERA_STEP
+    degrees apart, exp(-angle / scale) in general, positive definite on the sphere (Gneiting 2013).
+    A camera visited twice gets the same noise; a closed path needs no special case."""
     pos = np.asarray(labels, dtype=np.float64).reshape(len(labels), 25)[:, [3, 7, 11]]
     pos /= np.linalg.norm(pos, axis=1, keepdims=True)
     angle = np.degrees(np.arccos(np.clip(pos @ pos.T, -1, 1)))
-    return noise if rho == 0 else correlate(noise, rho ** (angle / CAMERA_STEP))
+    return rho ** (angle / CAMERA_STEP)
 
 
-def correlate(noise: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
-    """i.i.d. N(0, 1) views -> views with correlation `kernel` (N, N), still N(0, 1) each: noise_i =
-    sum_j S_ij z_j with S S^T = kernel (symmetric square root, so repeated cameras need no jitter)."""
+def kernel_root(kernel: np.ndarray) -> np.ndarray:
+    """S with S S^T = kernel, rows of unit norm (so each view's noise stays N(0, 1)): the symmetric
+    square root, so repeated cameras (a singular kernel) need no jitter."""
     w, v = np.linalg.eigh(kernel)
     root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    root /= np.linalg.norm(root, axis=1, keepdims=True)  # unit variance despite rounding
+    return root / np.linalg.norm(root, axis=1, keepdims=True)  # unit variance despite rounding
+
+
+def correlate(noise: torch.Tensor, root: np.ndarray) -> torch.Tensor:
+    """i.i.d. N(0, 1) views -> noise_i = sum_j S_ij z_j, correlated by S S^T."""
     return torch.einsum("ij,j...->i...", torch.as_tensor(root, dtype=noise.dtype, device=noise.device), noise)
 
 
