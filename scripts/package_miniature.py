@@ -2,9 +2,11 @@
 precision (safetensors), and report how much that changes a rendered view.
 
     python scripts/package_miniature.py RUN/noise3d/model [--out src/diffportrait3d/weights/mini]
+    python scripts/package_miniature.py --strip-paths-only src/diffportrait3d/weights/mini
 """
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -14,15 +16,28 @@ from diffportrait3d.atomic import atomic_folder
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
 
 
+def strip_machine_paths(folder: Path) -> None:
+    """diffusers' save_pretrained writes `_name_or_path` (the folder it loaded from) into every config:
+    a path on the machine that trained the model, meaningless to a user (tests/test_shipped_files.py)."""
+    for path in sorted(folder.rglob("*.json")):
+        config = json.loads(path.read_text())
+        if isinstance(config, dict) and config.pop("_name_or_path", None) is not None:
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/diffportrait3d/weights/mini"))
+    ap.add_argument("--strip-paths-only", action="store_true", help="only remove machine paths from MODEL's configs")
     a = ap.parse_args()
+    if a.strip_paths_only:
+        return strip_machine_paths(Path(a.model))
     torch.set_num_threads(1)
     pipe = DiffPortrait3DPipeline.from_pretrained(a.model)
     with atomic_folder(a.out) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
+        strip_machine_paths(Path(tmp))
         for extra in ("recipe_log.tsv",):
             src = Path(a.model).parents[1] / extra
             if src.is_file():
