@@ -15,6 +15,11 @@ view modules off, Gaussian instead of 3D-aware noise):
   view closest to its own identity among 8 rendered at that camera?), yaw error by
   render-and-compare against the subject's own renders, background colour error (mean colour
   of the 4-pixel border vs the ground truth's, 0-255);
+- reconstruction and draw spread: 4 views in one group (4 independent noise draws) at the reference's
+  OWN camera: SSIM to the reference (mean, worst), spread (std across draws, 0-255), colour error of
+  the central quarter (face, hair) and of the border (background) against the truth (0-255); the
+  same at a novel camera (the first target). Beside it, another identity's reference at the same
+  camera: if the views do not change, the reference is ignored;
 - a 16-view yaw orbit (-45..45) from the same reference: flicker ratio (mean view-to-view change
   / the ground truth's), background drift (std across views of the mean border colour, 0-255),
   worst view SSIM and broken views (SSIM to the ground truth < 0.3). 16 views are two groups: the
@@ -22,6 +27,7 @@ view modules off, Gaussian instead of 3D-aware noise):
 """
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -30,7 +36,7 @@ import numpy as np
 import torch
 
 from diffportrait3d.head import Expression, Identity, build_scene
-from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, generate_views, view_change
+from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, draws_at, generate_views, view_change
 from diffportrait3d.metrics.psnr import psnr
 from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
@@ -38,6 +44,14 @@ from diffportrait3d.pipeline.loading import load_pipeline
 
 GALLERY = 8
 ORBIT = np.linspace(-45, 45, 16)
+
+
+def _at_camera(other: HeldoutSubject, subject: HeldoutSubject) -> HeldoutSubject:
+    """`other`'s identity with `subject`'s reference camera and light: the same framing, another person."""
+    o = copy.copy(other)
+    o.angles, o.labels, o.light = subject.angles, subject.labels, subject.light
+    o.images = torch.stack([o.render(y, p) for y, p in subject.angles])
+    return o
 
 
 def generate(pipe, subject, angles, steps, **kw):
@@ -52,6 +66,7 @@ VARIANTS = {  # name -> generate() keywords; None: copy the reference
     "Gaussian noise": {"proxy": None},
 }
 ORBIT_VARIANTS = ("model", "view modules off", "Gaussian noise")
+DRAW_VARIANTS = ("model", "another identity's reference", "Gaussian noise")
 
 
 def main():
@@ -78,7 +93,8 @@ def main():
     vae = {"PSNR": psnr(rec, x).mean().item(), "SSIM": ssim(rec, x).mean().item()}
 
     rows = {name: {"ssim": [], "retrieval": [], "yaw": [], "bg": []} for name in VARIANTS}
-    orbit = {name: {"flicker": [], "bg_drift": [], "worst": [], "broken": 0} for name in ORBIT_VARIANTS}
+    orbit = {name: {"flicker": [], "bg_drift": [], "worst": [], "broken": 0, "jump": []} for name in ORBIT_VARIANTS}
+    draws = {name: {"rec": [], "spread": [], "face": [], "bg": [], "novel": [], "novel_spread": []} for name in DRAW_VARIANTS}
     rng = np.random.default_rng(a.seed)
     for si, s in enumerate(subjects):
         targets, gt = s.angles[1:], s.images[1:]
@@ -93,6 +109,19 @@ def main():
             est = [render_compare_pose(g, s.render, yaws=range(-90, 91, 15), pitches=(-15, 0, 15), refine_to=2.0)[0] for g in gen]
             r["yaw"] += np.abs(np.array(est) - targets[:, 0]).tolist()
             r["bg"] += (border_colour(gen) - border_colour(gt)).abs().mean(1).tolist()
+        for name in ({} if a.orbit_only else DRAW_VARIANTS):
+            d, kw = draws[name], {"proxy": None} if name == "Gaussian noise" else {}
+            # another identity's reference: the next held-out subject's, seen from this subject's reference camera
+            src = subjects[(si + 1) % len(subjects)] if name.startswith("another") else s
+            who = src if src is s else _at_camera(src, s)
+            # always against THIS subject's truth: another reference must pull the views away from it
+            rec, nov = (draws_at(pipe, who, cam, a.steps, truth_of=s, **kw) for cam in s.angles[:2])
+            d["rec"] += rec["ssim"]
+            d["novel"] += nov["ssim"]
+            d["spread"].append(rec["spread"])
+            d["novel_spread"].append(nov["spread"])
+            d["face"].append(rec["face_error"])
+            d["bg"].append(rec["background_error"])
         angles = np.stack([ORBIT, np.zeros_like(ORBIT)], 1)
         truth = torch.stack([s.render(y) for y in ORBIT])
         for name in ORBIT_VARIANTS:
@@ -103,6 +132,8 @@ def main():
             o["bg_drift"].append(border_colour(gen).std(0).mean().item())
             o["worst"].append(per_view.min().item())
             o["broken"] += int((per_view < 0.3).sum())
+            steps_ = (gen[1:] - gen[:-1]).abs().mean((1, 2, 3))
+            o["jump"].append((steps_.max() / steps_.median()).item())
         print(f"subject {si + 1}/{a.subjects} done ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     table = {"vae": vae, "targets": {}, "orbit": {}}
@@ -116,13 +147,24 @@ def main():
                                       "background_error": float(np.mean(r["bg"]))}
         print(f"| {name} | {t['ssim_mean']:.3f} | {t['ssim_worst']:.3f} | {t['retrieval']:.3f} | {t['yaw_error']:.1f} | "
               f"{t['background_error']:.1f} |")
-    print(f"\n16-view orbit (yaw -45..45, views {a.orbit_views or 'default'}): \n\n| variant | flicker ratio | background drift (0-255) | worst view SSIM | broken views |")
-    print("|---|---|---|---|---|")
+    print("\nReconstruction (4 draws at the reference's own camera) and a novel camera (4 draws):\n")
+    print("| variant | rec. SSIM mean | rec. SSIM worst | spread at ref. camera | face colour error | background colour error "
+          "| novel SSIM mean | spread at novel camera |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, d in ({} if a.orbit_only else draws).items():
+        t = table.setdefault("draws", {})[name] = {
+            "rec_ssim_mean": float(np.mean(d["rec"])), "rec_ssim_worst": float(np.min(d["rec"])), "spread": float(np.mean(d["spread"])),
+            "face_error": float(np.mean(d["face"])), "background_error": float(np.mean(d["bg"])),
+            "novel_ssim_mean": float(np.mean(d["novel"])), "novel_spread": float(np.mean(d["novel_spread"]))}
+        print(f"| {name} | {t['rec_ssim_mean']:.3f} | {t['rec_ssim_worst']:.3f} | {t['spread']:.1f} | {t['face_error']:.1f} | "
+              f"{t['background_error']:.1f} | {t['novel_ssim_mean']:.3f} | {t['novel_spread']:.1f} |")
+    print(f"\n16-view orbit (yaw -45..45, views {a.orbit_views or 'default'}): \n\n| variant | flicker ratio | background drift (0-255) | worst view SSIM | broken views | largest step / median |")
+    print("|---|---|---|---|---|---|")
     for name, o in orbit.items():
         t = table["orbit"][name] = {"flicker": float(np.mean(o["flicker"])), "background_drift": float(np.mean(o["bg_drift"])),
-                                    "worst_ssim": float(np.min(o["worst"])), "broken": o["broken"]}
+                                    "worst_ssim": float(np.min(o["worst"])), "broken": o["broken"], "jump": float(np.max(o["jump"]))}
         print(f"| {name} | {t['flicker']:.3f} | {t['background_drift']:.1f} | {t['worst_ssim']:.3f} | "
-              f"{t['broken']} of {16 * a.subjects} |")
+              f"{t['broken']} of {16 * a.subjects} | {t['jump']:.2f} |")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if a.json:
         Path(a.json).write_text(json.dumps(table, indent=1))

@@ -31,7 +31,8 @@ stage() {  # stage NAME COMMAND...: run once (skipped once OUT/NAME.done exists)
 # (--conditions 1, read with condition_source=folder), Min-SNR-5 weighting on every diffusion stage; the vae
 # stage stores per-channel latent mean/std (models/latent_scale.py) so every channel has unit variance
 common=(--data "$OUT/data" --resume --set sample_every="$SAMPLE_EVERY" --set save_every=500 --set sample_steps=20)
-diffusion=(--set snr_gamma=5 --set condition_source=folder)
+# validation every 100 steps on the held-out set: fixed batch, t and noise, module on and off (logs/val.csv)
+diffusion=(--set snr_gamma=5 --set condition_source=folder --set val_data="$OUT/heldout" --set val_every=100)
 stage data "$DP3D" synth "$OUT/data" --subjects "$SUBJECTS" --frames "$FRAMES" --views "$VIEWS" --res 64 --seed 0 \
   --conditions 1 --workers 2
 stage heldout "$DP3D" synth "$OUT/heldout" --subjects 24 --frames 1 --views "$VIEWS" --res 64 --seed 1
@@ -45,7 +46,7 @@ stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}"
 stage view "$DP3D" train --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" -o "$OUT/view" \
   --max-steps "$VIEW_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100
 stage consistency "$DP3D" train --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/view/model" -o "$OUT/consistency" \
-  --max-steps "$CONS_STEPS" --batch-size 1 --set views="$VIEWS" --lr 1e-4 --set warmup_steps=20
+  --max-steps "$CONS_STEPS" --batch-size 1 --set views="$VIEWS" --lr 1e-4 --set warmup_steps=20 --set val_size=4
 stage noise3d "$DP3D" train --stage noise3d "${common[@]}" --model "$OUT/consistency/model" -o "$OUT/noise3d" \
   --max-steps "$N3D_STEPS" --batch-size 8 --lr 1e-3 --set warmup_steps=20
 echo "model folder: $OUT/noise3d/model"

@@ -119,3 +119,37 @@ def test_dp3d_align_end_to_end(tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (64, 64)).save(blank)
     assert main(["align", str(blank), "-o", str(tmp_path / "x")]) == 2 and not (tmp_path / "x").exists()
+
+
+def test_a_phone_photo_tagged_rotate_90_aligns_like_the_upright_one(tmp_path):
+    """Phones store the sensor's pixels and tag EXIF Orientation 6 ("rotate 90 clockwise to view"):
+    read through dp3d align, the tagged photo gives the upright photo's crop and camera."""
+    from diffportrait3d.cli.main import main
+
+    upright = Image.fromarray(astronaut())
+    upright.save(tmp_path / "upright.jpg", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright.rotate(90, expand=True).save(tmp_path / "phone.jpg", quality=95, exif=exif)  # stored turned counter-clockwise
+    for name in ("upright", "phone"):
+        assert main(["align", str(tmp_path / f"{name}.jpg"), "-o", str(tmp_path / f"out_{name}"), "--size", "256"]) == 0
+    a, b = (np.asarray(Image.open(tmp_path / f"out_{n}" / f"{n}.png"), np.float32) for n in ("upright", "phone"))
+    assert np.abs(a - b).mean() < 8.0  # measured 5.0: JPEG of turned vs upright pixels, landmark noise (the untagged read is sideways)
+    (_, la), (_, lb) = (json.loads((tmp_path / f"out_{n}" / "dataset.json").read_text())["labels"][0] for n in ("upright", "phone"))
+    ya, yb = label_to_angles(np.array(la))[0], label_to_angles(np.array(lb))[0]
+    assert abs(ya - yb) < 1.0, (ya, yb)
+
+
+def test_crop_none_centre_crops_instead_of_stretching():
+    """A 4:3 photo with a round face: the square the model gets keeps the face round."""
+    from diffportrait3d.media import image_to_tensor
+
+    yy, xx = np.mgrid[:300, :400]
+    disc = ((xx - 200) ** 2 + (yy - 150) ** 2 < 80**2)
+    img = Image.fromarray(np.where(disc[..., None], 255, 30).astype(np.uint8).repeat(3, 2))
+    square = crop_face(img, "none").image
+    assert square.size == (300, 300)
+    x = image_to_tensor(square, 64)[0] > 0
+    rows, cols = x.any(1).nonzero(), x.any(0).nonzero()
+    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    assert abs(int(height) - int(width)) <= 1  # stretched to 64x64 it would be 4:3

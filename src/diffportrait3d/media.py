@@ -35,6 +35,12 @@ def open_rgb(path: str | Path) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB, upright: every image the project reads passes here once (files, web uploads,
+    datasets), so a phone photo's EXIF Orientation is applied in one place. exif_transpose drops the
+    tag, so a second pass changes nothing."""
+    from PIL import ImageOps
+
+    img = ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit grayscale: scale to 8 bits instead of clipping
         arr = np.asarray(img, dtype=np.float64)

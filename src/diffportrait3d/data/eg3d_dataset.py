@@ -69,7 +69,7 @@ class _EG3DBase(Dataset):
         try:
             with Image.open(view.path) as img:
                 img.load()
-                return image_to_tensor(img.convert("RGB"), self.res)
+                return image_to_tensor(img, self.res)  # to_rgb: EXIF orientation, RGB
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
             self.bad.add(view.rel)
             logger.warning("skipping unreadable image %s (%s); %d skipped so far", view.path, e.__class__.__name__, self.bad_files)
@@ -81,7 +81,7 @@ class _EG3DBase(Dataset):
             paths = self.prerendered.get(self.index.views[v].rel[: -len(Path(self.index.views[v].rel).suffix)], [])
             if paths:
                 with Image.open(paths[int(rng.integers(len(paths)))]) as img:
-                    return image_to_tensor(img.convert("RGB"), self.res)
+                    return image_to_tensor(img, self.res)
             if self.rig_fallbacks == 0:
                 logger.warning("no pre-rendered condition for %s: rendering it instead", self.index.views[v].rel)
             self.rig_fallbacks += 1
@@ -113,8 +113,9 @@ def _prerendered(folder: Path) -> dict[str, list[Path]]:
 class PairDataset(_EG3DBase):
     """(reference, target, condition) of one subject/frame; see the module docstring."""
 
-    def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0, **kw):
+    def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0, same_view: float = 0.0, **kw):
         super().__init__(root, res, condition_source, seed, **kw)
+        self.same_view = same_view  # fraction of pairs whose reference IS the target (reconstruction pairs)
         self.targets = [v for idx in self.index.groups.values() if len(idx) >= 2 for v in idx]
         if not self.targets:
             raise UserError(f"{self.index.root}: no subject/frame has two or more views, so there are no training pairs")
@@ -128,7 +129,8 @@ class PairDataset(_EG3DBase):
             rng = self._rng(i, attempt)
             t = self.targets[i] if attempt == 0 else self.targets[int(rng.integers(len(self.targets)))]
             group = self.index.groups[self.group_of[t]]
-            r = int(rng.choice([v for v in group if v != t]))
+            same = self.same_view > 0 and rng.random() < self.same_view  # no draw at 0: older runs stay bitwise
+            r = t if same else int(rng.choice([v for v in group if v != t]))
             target, reference = self._image(t), self._image(r)
             if target is None or reference is None:
                 continue

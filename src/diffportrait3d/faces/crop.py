@@ -1,7 +1,7 @@
 """`--crop auto`: align a portrait like EG3D's FFHQ crops and estimate the EG3D camera that sees it.
 
-`--crop none` passes the image through unchanged (camera unknown: the noise model assumes a
-frontal reference).
+`--crop none` passes a square image through unchanged (camera unknown: the noise model assumes a
+frontal reference) and centre-crops any other to its largest square, so a head is never stretched.
 """
 
 from __future__ import annotations
@@ -35,10 +35,20 @@ def align_portrait(img: Image.Image, size: int = 512, name: str = "the image") -
     return AlignedPortrait(crop, camera_from_pose(*pose), al)
 
 
+def centre_square(img: Image.Image) -> Image.Image:
+    """The largest centred square of `img` (the image itself when it is square)."""
+    w, h = img.size
+    if w == h:
+        return img
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return img.crop((left, top, left + s, top + s))
+
+
 def crop_face(img: Image.Image, mode: str = "auto", name: str = "the image", size: int = 512) -> AlignedPortrait:
     """Align (auto) or pass through (none); raises a UserError when no face is found."""
     if mode == "none":
-        return AlignedPortrait(img, None)
+        return AlignedPortrait(centre_square(img), None)
     if mode != "auto":
         raise UserError(f"--crop must be one of {', '.join(CROP_MODES)}, got {mode!r}")
     try:

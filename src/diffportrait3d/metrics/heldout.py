@@ -64,3 +64,29 @@ def border_colour(images: torch.Tensor) -> torch.Tensor:
 def view_change(images: torch.Tensor) -> float:
     """Mean absolute change between neighbouring views of a (N, 3, H, W) sequence."""
     return (images[1:] - images[:-1]).abs().mean().item()
+
+
+def centre_colour(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [-1, 1] -> (N, 3) mean colour of the central quarter (face and hair), 0-255."""
+    h, w = images.shape[-2:]
+    return (images[..., h // 4 : h - h // 4, w // 4 : w - w // 4].mean((-1, -2)) + 1) * 127.5
+
+
+def draws_at(pipe, subject: HeldoutSubject, camera, steps: int, draws: int = 4, seed: int = 0,
+             truth_of: HeldoutSubject | None = None, **kw) -> dict:
+    """`draws` views of `subject` at one camera (yaw, pitch) from its reference, in one group with
+    independent noise (the release's plan), and how they compare with the truth at that camera:
+    SSIM per draw, spread (std across draws per pixel, mean, 0-255), colour error of the central
+    quarter and of the border (|mean colour - truth's|, mean over RGB and draws, 0-255).
+    At the reference's own camera this is reconstruction: the reference must come back. `truth_of`:
+    compare with another subject's truth (default: `subject`'s)."""
+    from .ssim import ssim
+
+    truth = (truth_of or subject).render(*camera)[None]
+    gen = generate_views(pipe, subject, np.repeat(np.asarray(camera, float)[None], draws, 0), steps, seed=seed,
+                         views="groups", **kw)
+    return {"ssim": ssim(gen, truth.expand_as(gen)).tolist(),
+            "spread": ((gen + 1) * 127.5).std(0).mean().item(),
+            "face_error": (centre_colour(gen) - centre_colour(truth)).abs().mean().item(),
+            "background_error": (border_colour(gen) - border_colour(truth)).abs().mean().item(),
+            "images": gen}

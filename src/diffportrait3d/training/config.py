@@ -13,7 +13,8 @@ from ..preflight import check_range
 RANGES = dict(max_steps=(1, None, True), batch_size=(1, None, True), grad_accum=(1, None, True), views=(1, 32, True),
               lr=(0, 1, False), warmup_steps=(0, None, True), weight_decay=(0, None, False), max_grad_norm=(0, None, False),
               ema_decay=(0, 1, False), seed=(0, None, True), resolution=(0, 4096, True), save_every=(1, None, True),
-              keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True),
+              keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True), val_every=(0, None, True), val_size=(1, 4096, True),
+              snr_gamma=(0, None, False), snr_floor=(0, None, False),
               workers=(0, 64, True))
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -46,6 +47,10 @@ class TrainConfig:
     log_every: int = 10
     condition_source: str = "render"  # view/consistency stages: render | folder | rig (data/eg3d_dataset.py)
     snr_gamma: float = 0.0            # Min-SNR loss weighting (e.g. 5); 0 = plain epsilon MSE
+    snr_floor: float = 0.0            # below this SNR the loss is snr_floor x the x0 MSE (weights high noise); 0 = off
+    val_data: str = ""                # held-out dataset for the validation losses ("": the first items of --data)
+    val_every: int = 0                # validation period (steps): fixed batch, fixed t and noise, module on and off; 0 = off
+    val_size: int = 16                # validation batch (timesteps spread evenly over 0..999)
     cache_latents: bool = True        # latent stages: encode every view once (training/latent_cache.py)
     weights: str = ""                 # folder with optional perceptual-loss weights (noise3d)
     options: dict = field(default_factory=dict)  # the stage's typed Options (training/stages/*.py), e.g. {"preset": "mini"}

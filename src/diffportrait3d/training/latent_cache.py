@@ -70,7 +70,7 @@ class LatentCache:
             for v in views[s : s + batch_size]:
                 try:
                     with Image.open(v.path) as img:
-                        imgs.append(image_to_tensor(img.convert("RGB"), res))
+                        imgs.append(image_to_tensor(img, res))
                 except (OSError, ValueError, SyntaxError):  # the datasets skip unreadable views: never sampled
                     imgs.append(torch.zeros(3, res, res))
             dist = vae.encode(torch.stack(imgs).to(device, dtype)).latent_dist

@@ -15,6 +15,7 @@ position from the step.
 
 import logging
 import math
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +32,7 @@ from .config import TrainConfig
 from .datasets import SeededItems
 from .latent_cache import attach_latent_cache
 from .logs import TrainLog
+from .validation import validate, validation_batch
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,17 @@ def make_accelerator(cfg: TrainConfig):
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
         cpu=not torch.cuda.is_available(),
     )
+
+
+def check_launcher(num_processes: int, env=os.environ) -> None:
+    """`accelerate launch --num_processes N` with its simple launcher (e.g. `--cpu` without MPI) starts
+    ONE process, which would silently train with a 1-process batch and schedule. That launcher sets
+    MASTER_ADDR only when it was asked for several processes, and torchrun / multi-GPU launchers set
+    WORLD_SIZE: so MASTER_ADDR without WORLD_SIZE in one accelerate-launched process is that case."""
+    if num_processes == 1 and "ACCELERATE_USE_CPU" in env and "MASTER_ADDR" in env and "WORLD_SIZE" not in env:
+        raise UserError("accelerate launch asked for several processes but started one (its CPU mode needs mpirun); "
+                        "start them with: torchrun --nproc_per_node N -m diffportrait3d.cli.main train ... "
+                        "(or accelerate launch --multi_gpu on GPUs)")
 
 
 def make_loader(cfg: TrainConfig, dataset, num_processes: int) -> DataLoader:
@@ -83,10 +96,11 @@ def make_scheduler(cfg: TrainConfig, opt, num_processes: int):
                          num_training_steps=cfg.max_steps * num_processes)
 
 
-def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool = True) -> dict:
+def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool = True, val_dataset=None) -> dict:
     from diffusers.training_utils import EMAModel
 
     acc = make_accelerator(cfg)
+    check_launcher(acc.num_processes)
     out = Path(cfg.output)
     with acc.main_process_first():  # the main process encodes the latent cache; the others then load it
         attach_latent_cache(cfg, stage, dataset, progress=progress and acc.is_main_process)
@@ -107,6 +121,15 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
     elif resume:
         logger.warning("--resume: no checkpoint in %s, starting at step 0", out / "checkpoints")
     log = TrainLog(out / "logs", resume_step=step) if acc.is_main_process else None
+    val_batch = validation_batch(stage, cfg, val_dataset) if log is not None and cfg.val_every else None
+
+    def validation():  # fixed batch, t and noise: moves only when the weights do (training/validation.py)
+        values = validate(stage, val_batch)
+        log.write_val(step, values)
+        tqdm.write(f"step {step}: " + "  ".join(f"{k} {v:.5f}" for k, v in values.items()))
+
+    if val_batch is not None and step == 0:
+        validation()
 
     data = micro_batches(acc, loader, step * cfg.grad_accum)
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f"train {cfg.stage}", disable=not (progress and acc.is_main_process))
@@ -140,6 +163,8 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
             if log is not None and (step % cfg.log_every == 0 or step == cfg.max_steps):
                 log.write(step, {"loss": sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]), "lr": sched.get_last_lr()[0],
                                  "steps_per_s": rate})
+            if val_batch is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
+                validation()
             if acc.is_main_process and (step % cfg.save_every == 0 or step == cfg.max_steps):
                 last_good = save_checkpoint(out / "checkpoints", step, stage.trained(), opt, sched, ema, asdict(cfg), cfg.keep_last,
                                             acc.scaler)

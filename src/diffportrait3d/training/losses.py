@@ -130,9 +130,9 @@ def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
 
 
 def epsilon_loss(eps: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor,
-                 snr_gamma: float = 0.0) -> torch.Tensor:
-    """Epsilon-prediction MSE, Min-SNR-gamma weighted when snr_gamma > 0."""
-    return weighted_mse(eps, noise, min_snr_weights(alphas_cumprod, t, snr_gamma))
+                 snr_gamma: float = 0.0, snr_floor: float = 0.0) -> torch.Tensor:
+    """Epsilon-prediction MSE, Min-SNR-gamma weighted when snr_gamma > 0, x0-weighted below SNR = snr_floor."""
+    return weighted_mse(eps, noise, min_snr_weights(alphas_cumprod, t, snr_gamma, snr_floor))
 
 
 def vae_loss(x: torch.Tensor, rec: torch.Tensor, dist, ssim: nn.Module, ssim_weight: float, kl_weight: float):

@@ -9,8 +9,10 @@ class Noiser:
     def __init__(self, alphas_cumprod: torch.Tensor | None = None):
         self.alphas_cumprod = sd15_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
 
-    def __call__(self, z0: torch.Tensor, generator: torch.Generator | list[torch.Generator], group: int = 1):
-        """(noisy latents, timesteps, noise); `group` consecutive rows share one timestep, as the
+    def __call__(self, z0: torch.Tensor, generator: torch.Generator | list[torch.Generator], group: int = 1,
+                 timesteps: torch.Tensor | None = None):
+        """(noisy latents, timesteps, noise); `timesteps` (one per group) replaces the drawn ones
+        (validation at fixed t; the noise is the same either way). `group` consecutive rows share one timestep, as the
         views of a group do at inference. `generator` may be a list with one generator per group:
         each group's timestep and noise then depend on its own generator only, so a batch split
         into micro-batches or across processes draws exactly what the whole batch draws."""
@@ -25,14 +27,21 @@ class Noiser:
         else:
             t = torch.randint(0, len(self.alphas_cumprod), (b,), generator=generator).repeat_interleave(group)
             noise = torch.randn(z0.shape, generator=generator).to(z0)
+        if timesteps is not None:
+            t = torch.as_tensor(timesteps).reshape(-1).long().repeat_interleave(group)
         return q_sample(z0, noise, self.alphas_cumprod, t.to(z0.device)), t.to(z0.device), noise
 
 
-def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Per-sample loss weights min(SNR, gamma) / SNR for epsilon prediction (Min-SNR, Hang et al.
-    2023): the easy low-noise timesteps stop dominating the gradient. gamma <= 0: all ones."""
-    if gamma <= 0:
+def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float, floor: float = 0.0) -> torch.Tensor:
+    """Per-sample loss weights clamp(SNR, floor, gamma) / SNR for epsilon prediction.
+
+    gamma > 0: Min-SNR (Hang et al. 2023), the easy low-noise timesteps stop dominating the gradient.
+    floor > 0: below SNR = floor the loss is floor x the x0-space MSE. Epsilon MSE weighs an x0 error
+    by SNR, 0.0047 at t = 999: at high noise, where colours and layout are decided, it barely
+    rewards reading them from the reference (docs/miniature.md, take four). 0 / 0: all ones."""
+    if gamma <= 0 and floor <= 0:
         return torch.ones(t.shape)
     a = alphas_cumprod[t.cpu()].double()
     snr = a / (1 - a)
-    return (snr.clamp(max=gamma) / snr).float()
+    w = snr.clamp(max=gamma) if gamma > 0 else snr
+    return (w.clamp(min=floor) / snr).float()

@@ -36,6 +36,7 @@ class Stage(nn.Module):
     needs_model = True  # --model is required
     resolution = 64     # image side the dataset is read at
     latents = None      # a LatentCache (training/latent_cache.py) for stages with a `latent_vae`
+    switchable = False  # forward(batch, off=True) runs the step with the trained module switched off
 
     @classmethod
     def options(cls, values: dict):

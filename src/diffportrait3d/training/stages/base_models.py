@@ -17,16 +17,19 @@ from ...data.eg3d_dataset import PairDataset
 from ...errors import UserError
 from ...media import tensor_to_pil
 from ...models.latent_scale import measure_latent_stats, scale_latents, unscale_latents
+from ...models.reference_attention import ReferenceState, install_reference_processors
 from ..datasets import Mapped
 from ..losses import SSIMLoss, epsilon_loss, vae_loss
 from ..noising import Noiser
 from .base import Stage, freeze, generators, register
 
 
-def images_dataset(cfg, res):
-    """Every view once per epoch: {"image", "view"}."""
+def images_dataset(cfg, res, references: bool = False):
+    """Every view once per epoch: {"image", "view"}, and another view of its subject and frame
+    ({"reference", "reference_view"}) when `references`."""
+    keys = {"target": "image", "target_view": "view"} | ({"reference": "reference", "reference_view": "reference_view"} if references else {})
     return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed),
-                  lambda it: {"image": it["target"], "view": it["target_view"]})
+                  lambda it: {new: it[old] for old, new in keys.items()})
 
 
 def preset(name: str) -> dict:
@@ -102,15 +105,24 @@ class VAEStage(Stage):
 @dataclass
 class BaseOptions:
     preset: str = "tiny"  # models/presets.py: the UNet built when --model has no unet/
+    # fraction of samples denoised while this same UNet's self-attention also reads another view of the
+    # subject (its clean latent through the UNet in write mode, as the reference UNet feeds the backbone):
+    # the base learns selective attention that can copy across images, which SD1.5 has and a small
+    # base trained unconditionally does not (docs/miniature.md, take four). 0: plain unconditional training
+    reference_prob: float = 0.0
 
 
 @register
 class BaseUNetStage(Stage):
     name, Options, needs_model = "base", BaseOptions, False  # build() names the missing vae/ itself
 
-    def __init__(self, unet, vae, prompt_embedding, snr_gamma: float = 0.0):
+    def __init__(self, unet, vae, prompt_embedding, snr_gamma: float = 0.0, snr_floor: float = 0.0, reference_prob: float = 0.0):
         super().__init__()
-        self.unet, self.vae, self.prompt, self.snr_gamma = unet, vae, prompt_embedding, snr_gamma
+        self.unet, self.vae, self.prompt, self.snr_gamma, self.snr_floor = unet, vae, prompt_embedding, snr_gamma, snr_floor
+        self.reference_prob = reference_prob
+        self.switchable = reference_prob > 0  # validation: every row with a reference vs none
+        if reference_prob > 0:
+            install_reference_processors(unet)  # plain calls stay stock SDPA attention
         self.latent_vae = vae
         freeze(vae, prompt_embedding)
         unet.train().requires_grad_(True)
@@ -136,10 +148,10 @@ class BaseUNetStage(Stage):
             unet = UNet2DConditionModel(**p["unet"])
             g = torch.Generator().manual_seed(cfg.seed)
             prompt = PromptEmbedding.from_tensor(torch.randn(1, p["prompt_length"], unet.config.cross_attention_dim, generator=g))
-        return cls(unet, vae, prompt, snr_gamma=cfg.snr_gamma)
+        return cls(unet, vae, prompt, snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, reference_prob=o.reference_prob)
 
     def dataset(self, cfg):
-        return images_dataset(cfg, cfg.resolution or self.resolution)
+        return images_dataset(cfg, cfg.resolution or self.resolution, references=self.reference_prob > 0)
 
     def trained(self):
         return self.unet
@@ -147,16 +159,33 @@ class BaseUNetStage(Stage):
     def frozen(self):
         return [self.vae, self.prompt]
 
-    def forward(self, batch):
+    def _latents(self, images, views, gens):
+        if self.latents is not None and views is not None:  # validation batches come without view indices
+            return self.latents.sample(views, gens).to(images.device)
+        with torch.no_grad():
+            return scale_latents(self.vae, self.vae.encode(images).latent_dist.sample(gens))
+
+    def forward(self, batch, off: bool | None = None):
+        """off=None: each sample reads its reference with probability reference_prob (training);
+        False: every sample does; True: none does (the validation pair)."""
         gens = generators(batch)
-        if self.latents is not None:
-            z0 = self.latents.sample(batch["view"], gens).to(batch["image"].device)
-        else:
-            with torch.no_grad():
-                z0 = scale_latents(self.vae, self.vae.encode(batch["image"]).latent_dist.sample(gens))
-        x_t, t, noise = self.noiser(z0, gens)
-        eps = self.unet(x_t, t, encoder_hidden_states=self.prompt(x_t.shape[0]).to(x_t)).sample
-        loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma)
+        z0 = self._latents(batch["image"], batch.get("view"), gens)
+        x_t, t, noise = self.noiser(z0, gens, timesteps=batch.get("timestep"))
+        ctx = self.prompt(x_t.shape[0]).to(x_t)
+        use = torch.zeros(len(gens), dtype=torch.bool)
+        if self.reference_prob > 0 and off is not True:  # drawn after the noise: plain runs keep their draws
+            use = torch.tensor([off is False or torch.rand((), generator=g).item() < self.reference_prob for g in gens])
+        eps = torch.empty_like(x_t)
+        if (~use).any():
+            eps[~use] = self.unet(x_t[~use], t[~use], encoder_hidden_states=ctx[~use]).sample
+        if use.any():
+            z_ref = self._latents(batch["reference"][use], batch["reference_view"][use] if "view" in batch else None,
+                                  [g for g, u in zip(gens, use) if u])
+            write = ReferenceState("write")  # the same UNet records the reference's attn1 inputs (with gradients)
+            self.unet(z_ref, t[use], encoder_hidden_states=ctx[use], cross_attention_kwargs={"reference": write})
+            read = ReferenceState("read", write.bank, int(use.sum()))
+            eps[use] = self.unet(x_t[use], t[use], encoder_hidden_states=ctx[use], cross_attention_kwargs={"reference": read}).sample
+        loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma, self.snr_floor)
         return loss, {"loss": loss.item()}
 
     @torch.no_grad()

@@ -6,6 +6,8 @@
                  order (the modules must learn cross-view attention, not motion), one shared reference.
 """
 
+from dataclasses import dataclass
+
 import torch
 
 from ...data.eg3d_dataset import PairDataset, ViewGroupDataset
@@ -35,15 +37,27 @@ def reference_unet_unused(unet) -> list[str]:
     return [n for n, _ in unet.named_parameters() if n.startswith(tuple(names))]
 
 
-class DiffPortrait3DStage(Stage):
-    """One of stages 1-3: subclasses say which network trains and whether view control runs."""
+@dataclass
+class PairOptions:
+    same_view: float = 0.0  # fraction of pairs whose reference is the target itself (reconstruction pairs)
 
+
+class DiffPortrait3DStage(Stage):
+    """One of stages 1-3: subclasses say which network trains and whether view control runs.
+
+    `forward(batch, off=True)` is the same step with the trained module switched off (reference
+    stage: no reference tokens; view stage: no ControlNet residuals; consistency: view modules as
+    identities): the validation baseline that shows what the module has learned (training/validation.py).
+    """
+
+    Options, switchable = PairOptions, True
     grouped = False     # samples are groups of `views` target views (stage 3); else single targets
     control = True      # the view ControlNet runs (stages 2, 3)
 
-    def __init__(self, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0):
+    def __init__(self, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0,
+                 snr_floor: float = 0.0, options: PairOptions | None = None):
         super().__init__()
-        self.pipe, self.snr_gamma = pipe, snr_gamma
+        self.pipe, self.snr_gamma, self.snr_floor, self.opts = pipe, snr_gamma, snr_floor, options or PairOptions()
         # registered here so that DDP/FSDP/DeepSpeed wrap every network the step runs
         self.unet, self.reference_unet, self.controlnet = pipe.unet, pipe.reference_unet, pipe.controlnet
         self.view_modules, self.vae, self.prompt_embedding = pipe.view_modules, pipe.vae, pipe.prompt_embedding
@@ -62,14 +76,14 @@ class DiffPortrait3DStage(Stage):
     def build(cls, cfg):
         from ...pipeline.loading import load_pipeline
 
-        cls.options(cfg.options)
         return cls(load_pipeline(cfg.model, device="cpu"), views=cfg.views, gradient_checkpointing=cfg.gradient_checkpointing,
-                   snr_gamma=cfg.snr_gamma)
+                   snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, options=cls.options(cfg.options))
 
     def dataset(self, cfg):
         # stage 1 has no view control: condition images for it would be wasted time
         source = cfg.condition_source if self.control else "none"
-        return Mapped(PairDataset(cfg.data, res=cfg.resolution or self.resolution, condition_source=source, seed=cfg.seed), tensors_only)
+        return Mapped(PairDataset(cfg.data, res=cfg.resolution or self.resolution, condition_source=source, seed=cfg.seed,
+                                  same_view=self.opts.same_view), tensors_only)
 
     def frozen(self):
         return [m for m in (self.vae, self.unet, self.reference_unet, self.controlnet, self.view_modules, self.prompt_embedding)
@@ -81,7 +95,7 @@ class DiffPortrait3DStage(Stage):
     @torch.no_grad()
     def _latents(self, images, views, gens):
         """Scaled latents, one row per image; `gens` one generator per row."""
-        if self.latents is not None:
+        if self.latents is not None and views is not None:  # validation batches come without view indices
             return self.latents.sample(views, gens).flatten(0, views.ndim - 1).to(images.device, self.vae.dtype)
         return scale_latents(self.vae, self.vae.encode(images.to(self.vae.dtype)).latent_dist.sample(gens))
 
@@ -89,23 +103,32 @@ class DiffPortrait3DStage(Stage):
         """(reference (B,3,H,W), ref views (B,), targets (B*V,3,H,W), target views, conditions (B*V,3,H,W) or None)."""
         return batch["reference"], batch.get("reference_view"), batch["target"], batch.get("target_view"), batch.get("condition")
 
-    def forward(self, batch):
+    def forward(self, batch, off: bool | None = False):
         nets, v = self.pipe.networks, self.views
         ref, ref_views, target, target_views, cond = self._flatten(batch)
         z_ref = self._latents(ref, ref_views, generators(batch))
         z0 = self._latents(target, target_views, generators(batch, v))
-        x_t, t, noise = self.noiser(z0, generators(batch), group=v)
+        x_t, t, noise = self.noiser(z0, generators(batch), group=v, timesteps=batch.get("timestep"))
         ctx = self.prompt_embedding(x_t.shape[0]).to(x_t)
-        with torch.set_grad_enabled(self.trained() is self.reference_unet):
-            # the reference sees the clean latent at the same timestep as the target
-            bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
-        bank = ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()})
+        read = None
+        if not (off and self.trained() is self.reference_unet):
+            with torch.set_grad_enabled(self.trained() is self.reference_unet):
+                # the reference sees the clean latent at the same timestep as the target
+                bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
+            read = ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), x_t.shape[0])
         res = None
-        if self.control:
+        if self.control and not (off and self.trained() is self.controlnet):
             with torch.set_grad_enabled(self.trained() is self.controlnet):
                 res = control_residuals(nets, x_t, t, ctx, cond.to(x_t))
-        eps = backbone_eps(nets, x_t, t, ctx, v, ReferenceState("read", bank, x_t.shape[0]), res)
-        loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma)
+        modules_off = off and self.trained() is self.view_modules
+        if modules_off:
+            self.view_modules.detach()
+        try:
+            eps = backbone_eps(nets, x_t, t, ctx, v, read, res)
+        finally:
+            if modules_off:
+                self.view_modules.attach(self.unet)
+        loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma, self.snr_floor)
         return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
 
     @torch.no_grad()

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Take four of the miniature model (docs/miniature.md), continued from take three's shipped weights:
+#   base (self-reference) -> assemble -> reference -> view -> consistency -> package.
+# Usage: bash scripts/miniature_take4.sh OUT_DIR  (OUT_DIR/data and OUT_DIR/heldout: the synth and heldout
+# stages of scripts/train_miniature.sh, same seeds). Resumable as train_miniature.sh is.
+set -euo pipefail
+OUT=${1:?usage: miniature_take4.sh OUT_DIR}
+DP3D=${DP3D:-dp3d}
+FROM=${FROM:-$(python -c "from diffportrait3d.pipeline.loading import SHIPPED; print(SHIPPED['mini'])")}
+BASE_STEPS=${BASE_STEPS:-2000} REF_STEPS=${REF_STEPS:-1500} VIEW_STEPS=${VIEW_STEPS:-1000} CONS_STEPS=${CONS_STEPS:-300}
+LOG="$OUT/recipe_log.tsv"
+[ -f "$LOG" ] || printf 'stage\tseconds\tfinal_loss\n' > "$LOG"
+stage() {
+  local name=$1; shift
+  if [ -f "$OUT/$name.done" ]; then echo "== $name: done, skipping"; return; fi
+  echo "== $name"
+  local t0=$SECONDS
+  "$@"
+  local loss="-"
+  [ -f "$OUT/$name/logs/loss.csv" ] && loss=$(tail -n 1 "$OUT/$name/logs/loss.csv" | cut -d, -f2)
+  printf '%s\t%s\t%s\n' "$name" "$((SECONDS - t0))" "$loss" >> "$LOG"
+  touch "$OUT/$name.done"
+}
+assemble() {  # take three's folder with the new base as backbone AND as the reference UNet's starting point
+  rm -rf "$OUT/init.tmp" && cp -r "$FROM" "$OUT/init.tmp"
+  rm -rf "$OUT/init.tmp/unet" "$OUT/init.tmp/reference_unet"
+  cp -r "$OUT/base/model/unet" "$OUT/init.tmp/unet" && cp -r "$OUT/base/model/unet" "$OUT/init.tmp/reference_unet"
+  mkdir -p "$OUT/init" && rm -rf "$OUT/init/model" && mv "$OUT/init.tmp" "$OUT/init/model"
+}
+common=(--data "$OUT/data" --resume --set sample_every=500 --set save_every=500 --set sample_steps=20
+        --set val_data="$OUT/heldout" --set val_size=16)
+diffusion=(--set snr_gamma=5 --set condition_source=folder)
+stage base "$DP3D" train --stage base "${common[@]}" "${diffusion[@]}" --model "$FROM" -o "$OUT/base" --max-steps "$BASE_STEPS" \
+  --batch-size 16 --lr 1e-4 --set warmup_steps=50 --set ema_decay=0.999 --set val_every=200 --set options='{"reference_prob": 0.5}'
+stage init assemble
+stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/reference" \
+  --max-steps "$REF_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 --set val_every=100 --set snr_floor=0.1 \
+  --set options='{"same_view": 0.2}'
+stage view "$DP3D" train --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" -o "$OUT/view" \
+  --max-steps "$VIEW_STEPS" --batch-size 8 --lr 1e-4 --set warmup_steps=50 --set val_every=100 --set snr_floor=0.1
+stage consistency "$DP3D" train --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/view/model" -o "$OUT/consistency" \
+  --max-steps "$CONS_STEPS" --batch-size 1 --set views=8 --lr 1e-4 --set warmup_steps=20 --set val_every=100 --set val_size=4
+echo "model folder: $OUT/consistency/model (python scripts/package_miniature.py $OUT/consistency/model)"
+cat "$LOG"
