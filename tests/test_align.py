@@ -153,3 +153,4 @@ def test_crop_none_centre_crops_instead_of_stretching():
     rows, cols = x.any(1).nonzero(), x.any(0).nonzero()
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
     assert abs(int(height) - int(width)) <= 1  # stretched to 64x64 it would be 4:3
+

@@ -12,6 +12,7 @@ from diffportrait3d.app import RenderSettings, render
 from diffportrait3d.app.render import make_conditions
 from diffportrait3d.app.web import WEB_FILES
 from diffportrait3d.errors import UserError
+from diffportrait3d.faces.crop import centre_square
 
 SETTINGS = RenderSettings(views=3, steps=2, guidance=2.0, eta=0.3, seed=5, group=2, condition_seed=3, yaw="-30:20")
 
@@ -27,7 +28,8 @@ def test_render_is_the_pipeline_call_with_the_settings(tiny_pipe, reference):
     """Every sampler setting reaches the pipeline: the views equal a direct call with the same options."""
     result = render(SETTINGS, [reference], pipe=tiny_pipe)
     conds, labels = make_conditions(SETTINGS, tiny_pipe.image_size)
-    direct = tiny_pipe(Image.open(reference), conds, num_inference_steps=2, guidance_scale=2.0, eta=0.3, condition_labels=labels,
+    # a 40x48 photo: the app centre-crops it to a square (crop none), it is never stretched
+    direct = tiny_pipe(centre_square(Image.open(reference)), conds, num_inference_steps=2, guidance_scale=2.0, eta=0.3, condition_labels=labels,
                        generator=torch.Generator().manual_seed(5), group_size=2).images
     assert len(result.views) == 3 and result.labels.shape == (3, 25)
     for a, b, c, d in zip(result.views, direct, result.conditions, conds):

@@ -9,6 +9,7 @@ the turntable video, for `gradio_client`.
 
 import atexit
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -81,6 +82,20 @@ class WebRenderer:
             shutil.rmtree(old, ignore_errors=True)
 
 
+# the app layer speaks the CLI's flags; the page and its API name their own fields
+_PAGE_FIELDS = {"--yaw": "yaw", "--pitch": "pitch", "--views": "views", "--steps": "steps", "--seed": "seed",
+                "--guidance": "guidance", "--crop": "crop", "--mode": "mode", "--path": "camera path",
+                "--condition-seed": "condition seed"}
+
+
+def page_message(error: Exception) -> str:
+    """A user error in the page's words: its field names instead of command-line flags."""
+    text = str(error)
+    for flag in sorted(_PAGE_FIELDS, key=len, reverse=True):
+        text = re.sub(re.escape(flag) + r"(?![\w-])", _PAGE_FIELDS[flag], text)
+    return text
+
+
 def build_app(pipe, base: RenderSettings, workdir: Path):
     """The Gradio Blocks page around one loaded pipeline."""
     gr = _gradio()
@@ -98,13 +113,13 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
         try:
             return web.reference(upload, crop), ""
         except UserError as e:
-            return None, f"**Error:** {e}"
+            return None, f"**Error:** {page_message(e)}"
 
     def show_preview(*camera):
         try:
             return web.preview(as_settings(base.crop, *camera)), ""
         except UserError as e:
-            return None, f"**Error:** {e}"
+            return None, f"**Error:** {page_message(e)}"
 
     def page_render(upload, crop, mode, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance, seed,
                     progress=gr.Progress()):
@@ -113,7 +128,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
             s = as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode, steps, guidance, seed)
             files = web.render(upload, s, lambda done, total, what: progress((done, total), desc=what))
         except UserError as e:
-            return None, None, None, f"**Error:** {e}"
+            return None, None, None, f"**Error:** {page_message(e)}"
         status = (f"Rendered {s.views} views in {time.perf_counter() - t0:.1f} s ({s.mode} mode, "
                   f"{s.steps or MODES[s.mode].steps} steps, seed {s.seed}).")
         return (str(files["turntable.mp4"]), str(files["contact_sheet.png"]), str(files["views.zip"]), status)
@@ -123,7 +138,9 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
             s = web.settings(yaw=str(yaw), pitch=str(pitch), views=int(views), steps=int(steps), seed=int(seed))
             return str(web.render(image, s, lambda done, total, what: progress((done, total), desc=what))["turntable.mp4"])
         except (UserError, ValueError, TypeError) as e:
-            raise gr.Error(str(e)) from None
+            # one log line per user error, not Gradio's traceback for every gr.Error
+            logger.warning("render request refused: %s", page_message(e))
+            raise gr.Error(page_message(e), print_exception=False) from None
 
     with gr.Blocks(title="DiffPortrait3D", analytics_enabled=False, delete_cache=(600, 3600)) as app:
         gr.Markdown("## DiffPortrait3D: novel views of a portrait\nUpload a portrait (or pick a sample), choose the cameras, "
