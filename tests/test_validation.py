@@ -142,3 +142,58 @@ def test_a_launcher_that_started_one_of_several_processes_is_stopped():
     check_launcher(1, {"ACCELERATE_USE_CPU": "True"})  # accelerate launch asked for one process
     check_launcher(1, {})  # plain `dp3d train`
     check_launcher(2, {**simple, "WORLD_SIZE": "2"})  # torchrun
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine"])
+@pytest.mark.parametrize("processes", [1, 2])
+def test_lr_schedules_at_known_steps(schedule, processes):
+    """Warm-up 4 and max_steps 10 in optimiser steps, whatever the process count: a prepared scheduler
+    steps once per process per optimiser step (training/loop.py: make_scheduler)."""
+    import math
+
+    from diffportrait3d.training.loop import make_scheduler
+
+    c = TrainConfig(stage="reference", data="toy", model="toy", lr=1e-3, warmup_steps=4, max_steps=10, lr_schedule=schedule)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=c.lr)
+    sched = make_scheduler(c, opt, processes)
+    got = []
+    for _ in range(11):
+        got.append(opt.param_groups[0]["lr"])
+        for _ in range(processes):
+            opt.step()
+            sched.step()
+
+    def expected(k):
+        if k < 4:
+            return k / 4
+        frac = (k - 4) / 6
+        return {"constant": 1.0, "linear": 1 - frac, "cosine": 0.5 * (1 + math.cos(math.pi * frac))}[schedule]
+
+    assert got == pytest.approx([1e-3 * expected(k) for k in range(11)], abs=1e-12)
+
+
+def test_ema_follows_its_formula_is_exported_and_resumes(tiny_pipe, tmp_path):
+    """diffusers' EMAModel: shadow_k = d_k shadow_{k-1} + (1 - d_k) p_k with d_1 = 0 and
+    d_k = min(decay, k / (9 + k)); the exported model holds the shadow, a resumed run the same one."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import load_file
+
+    decay = 0.5
+    stage = make_stage("base", tiny_pipe)
+    train(cfg(tmp_path / "a", "base", max_steps=3, save_every=1, keep_last=5, ema_decay=decay), stage, ToySet(4), progress=False)
+    ckpts = sorted((tmp_path / "a" / "base" / "checkpoints").iterdir())
+    raw = [load_file(c / "trainable.safetensors") for c in ckpts]  # the trained weights after steps 1, 2, 3
+    shadow = {k: v.clone() for k, v in raw[0].items()}
+    for k in (2, 3):
+        d = min(decay, k / (9 + k))
+        shadow = {n: d * shadow[n] + (1 - d) * raw[k - 1][n] for n in shadow}
+    exported = UNet2DConditionModel.from_pretrained(tmp_path / "a" / "base" / "model" / "unet").state_dict()
+    worst = max((exported[n] - shadow[n]).abs().max().item() for n in shadow)
+    moved = max((raw[2][n] - shadow[n]).abs().max().item() for n in shadow)
+    assert worst < 1e-6 and moved > 1e-4, (worst, moved)  # the shadow, not the last weights
+    # stopped after 2 steps, resumed to 3 with fresh weights: the same exported EMA
+    train(cfg(tmp_path / "b", "base", max_steps=2, ema_decay=decay), make_stage("base", tiny_pipe), ToySet(4), progress=False)
+    train(cfg(tmp_path / "b", "base", max_steps=3, ema_decay=decay), make_stage("base", tiny_pipe), ToySet(4), resume=True,
+          progress=False)
+    again = UNet2DConditionModel.from_pretrained(tmp_path / "b" / "base" / "model" / "unet").state_dict()
+    assert all(torch.equal(again[n], exported[n]) for n in exported)
