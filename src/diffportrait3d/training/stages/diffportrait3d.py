@@ -46,8 +46,8 @@ class DiffPortrait3DStage(Stage):
     """One of stages 1-3: subclasses say which network trains and whether view control runs.
 
     `forward(batch, off=True)` is the same step with the trained module switched off (reference
-    stage: no reference tokens; view stage: no ControlNet residuals; consistency: view modules as
-    identities): the validation baseline that shows what the module has learned (training/validation.py).
+    stage: no reference tokens; view stage: no ControlNet residuals; consistency: view modules
+    detached): the validation baseline that shows what the module has learned (training/validation.py).
     """
 
     Options, switchable = PairOptions, True
@@ -103,7 +103,7 @@ class DiffPortrait3DStage(Stage):
         """(reference (B,3,H,W), ref views (B,), targets (B*V,3,H,W), target views, conditions (B*V,3,H,W) or None)."""
         return batch["reference"], batch.get("reference_view"), batch["target"], batch.get("target_view"), batch.get("condition")
 
-    def forward(self, batch, off: bool | None = False):
+    def forward(self, batch, off: bool = False):
         nets, v = self.pipe.networks, self.views
         ref, ref_views, target, target_views, cond = self._flatten(batch)
         z_ref = self._latents(ref, ref_views, generators(batch))
