@@ -8,19 +8,7 @@ OUT=${1:?usage: miniature_take4.sh OUT_DIR}
 DP3D=${DP3D:-dp3d}
 FROM=${FROM:-$(python -c "from diffportrait3d.pipeline.loading import SHIPPED; print(SHIPPED['mini'])")}
 BASE_STEPS=${BASE_STEPS:-2000} REF_STEPS=${REF_STEPS:-1500} VIEW_STEPS=${VIEW_STEPS:-1000} CONS_STEPS=${CONS_STEPS:-300}
-LOG="$OUT/recipe_log.tsv"
-[ -f "$LOG" ] || printf 'stage\tseconds\tfinal_loss\n' > "$LOG"
-stage() {
-  local name=$1; shift
-  if [ -f "$OUT/$name.done" ]; then echo "== $name: done, skipping"; return; fi
-  echo "== $name"
-  local t0=$SECONDS
-  "$@"
-  local loss="-"
-  [ -f "$OUT/$name/logs/loss.csv" ] && loss=$(tail -n 1 "$OUT/$name/logs/loss.csv" | cut -d, -f2)
-  printf '%s\t%s\t%s\n' "$name" "$((SECONDS - t0))" "$loss" >> "$LOG"
-  touch "$OUT/$name.done"
-}
+source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
 assemble() {  # take three's folder with the new base as backbone AND as the reference UNet's starting point
   rm -rf "$OUT/init.tmp" && cp -r "$FROM" "$OUT/init.tmp"
   rm -rf "$OUT/init.tmp/unet" "$OUT/init.tmp/reference_unet"

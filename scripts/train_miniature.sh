@@ -11,21 +11,7 @@ SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8}
 VAE_STEPS=${VAE_STEPS:-3000} BASE_STEPS=${BASE_STEPS:-5000} REF_STEPS=${REF_STEPS:-2500}
 VIEW_STEPS=${VIEW_STEPS:-2500} CONS_STEPS=${CONS_STEPS:-500} N3D_STEPS=${N3D_STEPS:-1000}
 SAMPLE_EVERY=${SAMPLE_EVERY:-500}
-mkdir -p "$OUT"
-LOG="$OUT/recipe_log.tsv"
-[ -f "$LOG" ] || printf 'stage\tseconds\tfinal_loss\n' > "$LOG"
-
-stage() {  # stage NAME COMMAND...: run once (skipped once OUT/NAME.done exists), log time and final loss
-  local name=$1; shift
-  if [ -f "$OUT/$name.done" ]; then echo "== $name: done, skipping"; return; fi
-  echo "== $name"
-  local t0=$SECONDS
-  "$@"
-  local loss="-"
-  [ -f "$OUT/$name/logs/loss.csv" ] && loss=$(tail -n 1 "$OUT/$name/logs/loss.csv" | cut -d, -f2)
-  printf '%s\t%s\t%s\n' "$name" "$((SECONDS - t0))" "$loss" >> "$LOG"
-  touch "$OUT/$name.done"
-}
+source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
 
 # latents are encoded once per stage (cache_latents), condition images rendered once by synth
 # (--conditions 1, read with condition_source=folder), Min-SNR-5 weighting on every diffusion stage; the vae
