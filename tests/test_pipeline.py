@@ -37,13 +37,23 @@ def test_save_load_round_trip_gives_identical_output(tiny_pipe, tiny_model_dir):
 
 
 def test_groups_are_denoised_independently(tiny_pipe):
-    """Views of different groups only share the reference: a 2+2 split equals two separate runs."""
+    """Views of different groups only share the reference: a 2+2 split equals two separate runs. With
+    view modules that are not identities, so that views of ONE group do see each other (checked)."""
+    import copy
+
+    pipe = copy.deepcopy(tiny_pipe)  # a deep copy keeps its processors and view-module hooks
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(0)
+        for p in pipe.view_modules.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=g))
     conds = images(4, 1)
     kw = dict(num_inference_steps=2, output_type="latent", eta=0.0)
     x_t = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    both = tiny_pipe(images(1, 100), conds, group_size=2, views="groups", latents=x_t, **kw).images
-    first = tiny_pipe(images(1, 100), conds[:2], group_size=2, latents=x_t[:2], **kw).images
+    both = pipe(images(1, 100), conds, group_size=2, views="groups", latents=x_t, **kw).images
+    first = pipe(images(1, 100), conds[:2], group_size=2, latents=x_t[:2], **kw).images
     assert (both[:2] - first).abs().max().item() <= 1e-5
+    one_group = pipe(images(1, 100), conds, group_size=4, latents=x_t, **kw).images
+    assert (one_group[:2] - first).abs().max().item() > 1e-3  # the modules connect the views of a group
 
 
 def test_proxy_images_set_the_3d_aware_start(tiny_pipe):

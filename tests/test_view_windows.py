@@ -182,6 +182,14 @@ def test_a_window_covering_all_views_equals_one_big_group(perturbed):
         torch.testing.assert_close(fuse(eps, x, [list(range(6))] * 3), eps(torch.arange(6)), rtol=0, atol=1e-5)
 
 
+def test_windows_without_overlap_are_the_groups_across_several_groups(perturbed):
+    """12 views, groups of 4 (three groups), view modules that are not identities: windows that share no
+    view are the release's independent groups, bitwise; one shared view already changes the views."""
+    groups = render(perturbed, 12, "groups", 4)
+    assert torch.equal(render(perturbed, 12, ViewPlan("windows", group_size=4, overlap=0, loop=False), 4), groups)
+    assert (render(perturbed, 12, ViewPlan("windows", group_size=4, overlap=1, loop=False), 4) - groups).abs().max() > 1e-3
+
+
 def test_overlap_matters_only_through_the_view_modules(perturbed):
     """Identity view modules (untrained): every schedule gives the same views. Perturbed modules: the
     overlapping and shifted schedules change them, most near the group boundary (views 3|4)."""
