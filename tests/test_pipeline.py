@@ -64,6 +64,22 @@ def test_proxy_images_set_the_3d_aware_start(tiny_pipe):
     assert (a - b).abs().max().item() > 1e-3 and (a - c).abs().max().item() > 1e-3
 
 
+def test_the_3d_aware_start_is_the_forward_process_of_the_proxy_to_999(tiny_pipe):
+    """x_T = sqrt(a_999) E(proxy) + sqrt(1 - a_999) noise, the noise being the generator's first draw."""
+    from diffportrait3d.media import image_to_tensor
+    from diffportrait3d.pipeline.schedule import q_sample
+
+    seen = []
+    proxies = images(3, 7)
+    run(tiny_pipe, proxy_images=proxies, callback=lambda info: seen.append(info["x"].clone()) if info["k"] == 0 else None)
+    noise = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        z = tiny_pipe.encode(torch.stack([image_to_tensor(p, 64) for p in proxies]))
+    want = q_sample(z, noise, tiny_pipe.alphas_cumprod, 999)
+    assert (seen[0] - want).abs().max().item() < 1e-5
+    assert (seen[0] - noise).abs().max().item() > 1e-2  # the proxy is really in it
+
+
 def test_recorded_noise_replays_a_run(tiny_pipe):
     steps, n = 3, 2
     x_t = torch.randn(n, 4, 8, 8, generator=torch.Generator().manual_seed(5))
