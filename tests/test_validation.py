@@ -113,6 +113,14 @@ def test_same_view_pairs(tmp_path_factory):
         half.set_epoch(epoch)
         same += [half[i]["reference_view"] == half[i]["target_view"] for i in range(len(half))]
     assert 0.3 < np.mean(same) < 0.7
+    # the base stage's self-reference pairs draw the same way (its "copy first" option)
+    from diffportrait3d.training.stages.base_models import images_dataset
+
+    c = TrainConfig(stage="base", data=str(out), model="toy")
+    copies = images_dataset(c, 32, references=True, same_view=1.0)
+    assert all(copies[i]["reference_view"] == copies[i]["view"] for i in range(len(copies)))
+    others = images_dataset(c, 32, references=True)
+    assert all(others[i]["reference_view"] != others[i]["view"] for i in range(len(others)))
 
 
 def test_base_with_references(tiny_pipe, tmp_path):

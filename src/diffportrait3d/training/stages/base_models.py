@@ -24,11 +24,11 @@ from ..noising import Noiser
 from .base import Stage, freeze, generators, register
 
 
-def images_dataset(cfg, res, references: bool = False):
+def images_dataset(cfg, res, references: bool = False, same_view: float = 0.0):
     """Every view once per epoch: {"image", "view"}, and another view of its subject and frame
-    ({"reference", "reference_view"}) when `references`."""
+    ({"reference", "reference_view"}; the view itself for a `same_view` fraction) when `references`."""
     keys = {"target": "image", "target_view": "view"} | ({"reference": "reference", "reference_view": "reference_view"} if references else {})
-    return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed),
+    return Mapped(PairDataset(cfg.data, res=res, condition_source="none", seed=cfg.seed, same_view=same_view),
                   lambda it: {new: it[old] for old, new in keys.items()})
 
 
@@ -110,16 +110,18 @@ class BaseOptions:
     # the base learns selective attention that can copy across images, which SD1.5 has and a small
     # base trained unconditionally does not (docs/miniature.md, take four). 0: plain unconditional training
     reference_prob: float = 0.0
+    same_view: float = 0.0  # fraction of those references that are the target view itself (copying first)
 
 
 @register
 class BaseUNetStage(Stage):
     name, Options, needs_model = "base", BaseOptions, False  # build() names the missing vae/ itself
 
-    def __init__(self, unet, vae, prompt_embedding, snr_gamma: float = 0.0, snr_floor: float = 0.0, reference_prob: float = 0.0):
+    def __init__(self, unet, vae, prompt_embedding, snr_gamma: float = 0.0, snr_floor: float = 0.0, reference_prob: float = 0.0,
+                 same_view: float = 0.0):
         super().__init__()
         self.unet, self.vae, self.prompt, self.snr_gamma, self.snr_floor = unet, vae, prompt_embedding, snr_gamma, snr_floor
-        self.reference_prob = reference_prob
+        self.reference_prob, self.same_view = reference_prob, same_view
         self.switchable = reference_prob > 0  # validation: every row with a reference vs none
         if reference_prob > 0:
             install_reference_processors(unet)  # plain calls stay stock SDPA attention
@@ -148,10 +150,11 @@ class BaseUNetStage(Stage):
             unet = UNet2DConditionModel(**p["unet"])
             g = torch.Generator().manual_seed(cfg.seed)
             prompt = PromptEmbedding.from_tensor(torch.randn(1, p["prompt_length"], unet.config.cross_attention_dim, generator=g))
-        return cls(unet, vae, prompt, snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, reference_prob=o.reference_prob)
+        return cls(unet, vae, prompt, snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, reference_prob=o.reference_prob,
+                   same_view=o.same_view)
 
     def dataset(self, cfg):
-        return images_dataset(cfg, cfg.resolution or self.resolution, references=self.reference_prob > 0)
+        return images_dataset(cfg, cfg.resolution or self.resolution, references=self.reference_prob > 0, same_view=self.same_view)
 
     def trained(self):
         return self.unet
