@@ -22,7 +22,7 @@ MAX_HALF = 8  # voxels either side of a Gaussian's centre that it may reach
 @dataclass
 class DensityGrid:
     density: np.ndarray  # (n, n, n) indexed [i, j, k] along x, y, z
-    colour: np.ndarray  # (n, n, n, 3) density-weighted mean colour in [0, 1]
+    colour_sum: np.ndarray  # (n, n, n, 3) density-weighted sum of colours (/ density = mean colour)
     origin: np.ndarray  # (3,) world position of voxel [0, 0, 0]
     step: float  # voxel size in world units
 
@@ -64,7 +64,6 @@ def density_grid(g: Gaussians, size: int = 96, bounds=None) -> DensityGrid:
         flat = (ijk[:, 0] * size + ijk[:, 1]) * size + ijk[:, 2]
         density = torch.zeros(size**3, dtype=torch.float64).index_add_(0, flat, w)
         col = torch.zeros(size**3, 3, dtype=torch.float64).index_add_(0, flat, w[:, None] * colour[idx])
-        col = col / density.clamp_min(1e-12)[:, None]
     return DensityGrid(density.view(size, size, size).numpy(), col.view(size, size, size, 3).numpy(), origin, step)
 
 
@@ -91,8 +90,9 @@ def extract_mesh(g: Gaussians, size: int = 96, level: float = LEVEL, bounds=None
     grid = density_grid(g, size, bounds)
     verts, faces, _, _ = marching_cubes(solid(grid, level), level)
     verts = verts - 1  # the padding
-    # colour: trilinear lookup of the colour grid at the vertices (voxel coordinates)
-    rgb = np.stack([ndimage.map_coordinates(grid.colour[..., c], verts.T, order=1, mode="nearest") for c in range(3)], 1)
+    # colour: trilinear lookups of the weighted colour sum and of the density at the vertices, divided
+    look = lambda a: ndimage.map_coordinates(a, verts.T, order=1, mode="nearest")  # noqa: E731
+    rgb = np.stack([look(grid.colour_sum[..., c]) for c in range(3)], 1) / np.maximum(look(grid.density), 1e-12)[:, None]
     rgba = np.concatenate([np.clip(rgb * 255 + 0.5, 0, 255), np.full((len(rgb), 1), 255)], 1).astype(np.uint8)
     mesh = trimesh.Trimesh(grid.origin + verts * grid.step, faces, vertex_colors=rgba, process=True)
     if mesh.volume < 0:
