@@ -82,7 +82,8 @@ def main():
         pipe.set_progress_bar_config(disable=True)
     rows = []
     for i in range(a.subjects):
-        subject = HeldoutSubject(a.seed, i, views=1, res=a.res)
+        # the mini model takes its reference (and condition renders) at its own size
+        subject = HeldoutSubject(a.seed, i, views=1, res=pipe.image_size if pipe is not None else a.res)
         images, masks = orbit_truth(subject, traj.labels, a.res)
         rows.append({"subject": i, "input": "truth", **score(images, traj.labels, masks, cfg, a.mesh_grid)})
         if pipe is not None:
