@@ -46,7 +46,11 @@ def score(images, labels, masks, cfg: FitConfig, mesh_grid: int) -> dict:
         row[f"{name}_psnr"] = psnr(pred, images[idx] * 2 - 1).mean().item()
         row[f"{name}_ssim"] = ssim(pred, images[idx] * 2 - 1).mean().item()
     t = time.perf_counter()
-    mesh = extract_mesh(fit.gaussians, mesh_grid)
+    try:
+        mesh = extract_mesh(fit.gaussians, mesh_grid)
+    except ValueError as e:  # no solid surface (a fit far too short): no mesh numbers
+        print(f"no mesh: {e}")
+        return {**row, "iou": float("nan"), "watertight": False, "vertices": 0}
     row["mesh_s"] = time.perf_counter() - t
     sil = [silhouette(mesh, labels[i], cfg.resolution) for i in held]
     row["iou"] = float(np.mean([(s & masks[i]).sum() / (s | masks[i]).sum() for s, i in zip(sil, held)]))

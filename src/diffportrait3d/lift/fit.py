@@ -1,7 +1,7 @@
 """Fit 3D Gaussians to posed views with Adam (L1 + SSIM, as 3DGS), in plain PyTorch.
 
     >>> views = load_views("out/")                      # a `dp3d render` folder: PNGs + dataset.json
-    >>> fit = fit_gaussians(views.images, views.labels, FitConfig(steps=600, resolution=64))
+    >>> fit = fit_gaussians(views.images, views.labels, FitConfig(steps=300, resolution=64))
     >>> render_view(fit, views.labels[0], 64)            # (3, 64, 64) in [0, 1]
 
 The backdrop is not part of the head: portrait renders (ours, EG3D's, the diffusion model's) put
@@ -32,9 +32,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class FitConfig:
-    steps: int = 600  # Adam steps
+    steps: int = 300  # Adam steps
     resolution: int = 64  # views are fitted at resolution x resolution
-    gaussians: int = 4000  # how many (fixed: no densification or pruning during the fit)
+    gaussians: int = 2000  # how many (fixed: no densification or pruning during the fit)
     views_per_step: int = 4  # views rendered and compared per step
     seed: int = 0  # initial positions and the order of the views
     ssim_weight: float = 0.2  # loss = (1 - w) L1 + w (1 - SSIM), 3DGS's 0.2
@@ -82,7 +82,7 @@ def render_view(fit: FitResult, label, res: int | None = None) -> torch.Tensor:
 
 def border_colour(images: torch.Tensor, width: int = 2) -> torch.Tensor:
     """(V, 3, H, W) -> (3,) mean colour of the images' outer frames."""
-    m = torch.ones(images.shape[-2:], dtype=torch.bool)
+    m = torch.ones(images.shape[-2:], dtype=torch.bool, device=images.device)
     m[width:-width, width:-width] = False
     return images[..., m].mean((0, 2))
 

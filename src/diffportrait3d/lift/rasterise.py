@@ -1,7 +1,8 @@
 """Differentiable depth-sorted alpha compositing of projected Gaussians, in plain PyTorch.
 
 The same image formation as 3DGS's CUDA rasteriser, without tiles or custom kernels, so it runs
-on a CPU (about 0.1 s per 64 px view with a few thousand Gaussians) and on a GPU as it is:
+on a CPU (0.15-0.2 s for forward and backward of a 64 px view with 2000 Gaussians on one busy
+core) and on a GPU as it is:
 1. each Gaussian covers the pixels whose centres lie in the box around the ellipse where its
    alpha reaches 1/255 (at most `max_radius` pixels either side of its centre);
 2. every (Gaussian, pixel) pair gets alpha = min(0.99, opacity exp(-d^T Sigma^-1 d / 2)); pairs
