@@ -48,7 +48,8 @@ def test_folder_outputs_hold_the_views_and_keep_other_files(tiny_pipe, reference
                     progress=lambda done, total, what: steps.append((done, total, what)))
     assert [s for s in steps if s[2] == "denoising"] == [(1, 2, "denoising"), (2, 2, "denoising")]
     assert (out / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == sorted(["notes.txt", "view_000.png", "view_001.png", "view_002.png", *WEB_FILES])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["notes.txt", "view_000.png", "view_001.png", "view_002.png",
+                                                            "dataset.json", *WEB_FILES])
     views = [np.asarray(v) for v in result.views]
     assert all(np.array_equal(np.asarray(Image.open(out / f"view_{i:03d}.png")), v) for i, v in enumerate(views))
     with zipfile.ZipFile(out / "views.zip") as z:

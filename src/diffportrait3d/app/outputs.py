@@ -1,4 +1,9 @@
-"""The files a render writes: a video, or a folder with any of FILES; each written atomically."""
+"""The files a render writes: a video, or a folder with any of FILES; each written atomically.
+
+A folder's views come with their cameras when they are known (built-in renderer, a camera path, a
+condition folder with labels): an EG3D `dataset.json` beside the PNGs, so the folder is a posed
+multi-view set that `dp3d lift` and the dataset reader take as it is.
+"""
 
 import zipfile
 from pathlib import Path
@@ -28,7 +33,19 @@ def check_outputs(output, files=None) -> Path:
     for name in files or FOLDER_FILES:
         if name != "views":
             check_output_file(out / name)
+    if "views" in (files or FOLDER_FILES):
+        _check_dataset_json(out)
     return out
+
+
+def _check_dataset_json(out: Path) -> None:
+    """The views' dataset.json may replace only one that a render wrote (never a user's dataset)."""
+    from ..data.eg3d_index import DATASET_JSON, is_render_dataset_json
+
+    meta = out / DATASET_JSON
+    if meta.is_dir() or (meta.exists() and not is_render_dataset_json(meta)):
+        raise UserError(f"-o {out}: holds a {DATASET_JSON} that lists other images; the views' cameras would replace "
+                        "it; choose another output folder")
 
 
 def contact_sheet(result, truth=None):
@@ -42,7 +59,7 @@ def contact_sheet(result, truth=None):
 
 def write_outputs(result, output, files=None, fps: int = 8, truth=None) -> dict[str, Path]:
     """Write `result` to a video file or into a folder; returns {name: path} of what was written."""
-    from ..atomic import atomic_folder, atomic_path
+    from ..atomic import atomic_path
     from ..media import save_image, save_video
 
     output = Path(output)
@@ -52,10 +69,7 @@ def write_outputs(result, output, files=None, fps: int = 8, truth=None) -> dict[
     for name in files or FOLDER_FILES:
         path = output / name
         if name == "views":
-            with atomic_folder(output) as tmp:
-                for i, im in enumerate(result.views):
-                    im.save(tmp / f"view_{i:03d}.png")
-            written.update({f"view_{i:03d}.png": output / f"view_{i:03d}.png" for i in range(len(result.views))})
+            written.update(_write_views(result, output))
             continue
         if name == "contact_sheet.png":
             save_image(contact_sheet(result, truth), path)
@@ -70,3 +84,21 @@ def write_outputs(result, output, files=None, fps: int = 8, truth=None) -> dict[
             raise UserError(f"unknown output file {name!r}; known: {', '.join(FILES)}")
         written[name] = path
     return written
+
+
+def _write_views(result, output: Path) -> dict[str, Path]:
+    """view_NNN.png and, when the cameras are known, dataset.json, moved into `output` together."""
+    from ..atomic import atomic_folder
+    from ..data.eg3d_index import DATASET_JSON, dataset_json, is_render_dataset_json
+
+    _check_dataset_json(output)  # again: the folder may have changed since the check before the model ran
+    names = [f"view_{i:03d}.png" for i in range(len(result.views))]
+    with atomic_folder(output) as tmp:
+        for name, im in zip(names, result.views):
+            im.save(tmp / name)
+        if result.labels is not None:
+            (tmp / DATASET_JSON).write_text(dataset_json(names, result.labels))
+            names.append(DATASET_JSON)
+    if result.labels is None and is_render_dataset_json(output / DATASET_JSON):
+        (output / DATASET_JSON).unlink()  # an earlier render's cameras; they do not belong to these views
+    return {name: output / name for name in names}

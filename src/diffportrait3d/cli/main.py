@@ -23,6 +23,7 @@ COMMANDS = {
     "serve": "serve",
     "align": "align",
     "conditions": "conditions",
+    "lift": "lift",
 }
 
 

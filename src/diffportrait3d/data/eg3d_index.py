@@ -45,6 +45,29 @@ def default_group(rel: str) -> tuple[str, str]:
     return Path(rel).stem, "0"
 
 
+DATASET_JSON = "dataset.json"
+
+
+def dataset_json(names, labels) -> str:
+    """The text of an EG3D `dataset.json` listing `names` (paths relative to its folder) with their
+    (N, 25) camera labels; floats are written with repr precision, so they read back exactly."""
+    labels = check_label(np.atleast_2d(labels))
+    if len(names) != len(labels):
+        raise ValueError(f"{len(names)} names but {len(labels)} labels")
+    return json.dumps({"labels": [[str(n), [float(x) for x in lab]] for n, lab in zip(names, labels)]})
+
+
+def is_render_dataset_json(path: Path) -> bool:
+    """Whether `path` is a dataset.json that `dp3d render` wrote (it lists only view_NNN.png files)."""
+    import re
+
+    try:
+        entries = json.loads(Path(path).read_text()).get("labels")
+        return bool(entries) and all(re.fullmatch(r"view_\d{3,}\.png", e[0]) for e in entries)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, IndexError, KeyError):
+        return False
+
+
 class EG3DIndex:
     """All views of a dataset folder; `groups` maps (subject, frame) to view indices.
 
@@ -53,7 +76,7 @@ class EG3DIndex:
 
     def __init__(self, root: str | Path, group_fn: Callable[[str], tuple[str, str]] | None = None):
         self.root = Path(root)
-        meta = self.root / "dataset.json"
+        meta = self.root / DATASET_JSON
         if not meta.is_file():
             raise UserError(f"no dataset.json in {self.root} (expected EG3D layout: images + dataset.json with labels)")
         try:
