@@ -218,3 +218,73 @@ def test_cli_lift_bad_inputs_exit_2_with_one_line(orbit, tmp_path, capsys, case,
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     if case == "existing":
         assert out.with_suffix(".glb").read_text() == "mine" and not out.exists()
+
+
+def test_only_files_dp3d_wrote_count_as_ours(tmp_path):
+    import trimesh
+    from plyfile import PlyData, PlyElement
+
+    from diffportrait3d.app.lift import written_by_lift
+    from diffportrait3d.lift import Gaussians
+
+    n = 5
+    g = Gaussians(np.zeros((n, 3)), np.full((n, 3), -3.0), np.tile([1.0, 0, 0, 0], (n, 1)), np.zeros(n), np.zeros((n, 3)))
+    write_ply(g, tmp_path / "ours.ply")
+    write_glb(trimesh.creation.icosphere(1), tmp_path / "ours.glb")
+    PlyData([PlyElement.describe(np.zeros(3, dtype=[("x", "<f4")]), "vertex")]).write(str(tmp_path / "theirs.ply"))
+    trimesh.creation.icosphere(1).export(str(tmp_path / "theirs.glb"))
+    (tmp_path / "notes.ply").write_text("ply\nnot really")
+    assert written_by_lift(tmp_path / "ours.ply") and written_by_lift(tmp_path / "ours.glb")
+    assert not any(written_by_lift(tmp_path / n) for n in ("theirs.ply", "theirs.glb", "notes.ply", "missing.glb"))
+    assert trimesh.load(tmp_path / "ours.glb", force="mesh").vertices.shape == (42, 3)  # the marker keeps it a GLB
+
+
+def test_cli_render_lift_writes_the_head_beside_a_video(tmp_path, capsys, monkeypatch):
+    import trimesh
+    from plyfile import PlyData
+
+    import diffportrait3d.app.lift as app_lift
+
+    tiny = app_lift.LiftSettings(FitConfig(steps=40, gaussians=400, resolution=32), mesh_grid=32)
+    monkeypatch.setattr(app_lift, "LiftSettings", lambda: tiny)  # the command's own fit is `dp3d lift`'s defaults
+    from diffportrait3d.app.samples import sample_reference
+
+    sample_reference(1, 64).save(tmp_path / "head.png")
+    (tmp_path / "turn.ply").write_bytes(b"")  # not ours: stops the command before the model loads
+    argv = ["render", str(tmp_path / "head.png"), "--model", "mini", "--device", "cpu", "--mode", "fast", "--steps", "4",
+            "--views", "8", "--yaw=-60:60", "-o", str(tmp_path / "turn.mp4"), "--lift"]
+    assert main(argv) == 2
+    assert "turn.ply exists and dp3d did not write it" in capsys.readouterr().err and not (tmp_path / "turn.mp4").exists()
+    (tmp_path / "turn.ply").unlink()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "wrote 8 views" in out and "fitted 400 Gaussians" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["head.png", "turn.glb", "turn.mp4", "turn.ply"]
+    assert PlyData.read(str(tmp_path / "turn.ply"))["vertex"].count == 400
+    mesh = trimesh.load(tmp_path / "turn.glb", force="mesh")
+    assert np.all(mesh.extents > 0.25) and np.all(mesh.extents < 1.0), mesh.extents  # head-sized, EG3D units
+    assert main(argv) == 0  # again: its own files are replaced
+
+
+@pytest.mark.parametrize("case, message", [
+    ("one_view", "1 view; a 3D fit needs two or more"),
+    ("conditions_without_cameras", "cameras of --conditions"),
+    ("one_condition_image", "cameras of --conditions"),
+    ("users_glb", "head.glb exists and dp3d did not write it"),
+])
+def test_cli_render_lift_bad_combinations_exit_2_with_one_line(tiny_model_dir, tmp_path, capsys, case, message):
+    ref, out, conds = tmp_path / "ref.png", tmp_path / "out", tmp_path / "conds"
+    Image.new("RGB", (64, 64), (40, 100, 200)).save(ref)
+    conds.mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 64), (60 * i, 90, 120)).save(conds / f"{i}.png")  # no dataset.json
+    extra = {"one_view": ["--views", "1"], "conditions_without_cameras": ["--conditions", str(conds)],
+             "one_condition_image": ["--conditions", str(conds / "0.png")]}.get(case, [])
+    if case == "users_glb":
+        out.mkdir()
+        (out / "head.glb").write_text("mine")
+    argv = ["render", str(ref), "--model", str(tiny_model_dir), "--steps", "1", "-o", str(out), "--lift", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not list(out.glob("view_*")) and (case != "users_glb" or (out / "head.glb").read_text() == "mine")

@@ -1,5 +1,6 @@
 """`dp3d serve` on the shipped mini model: a real server on a free loopback port, driven through
-gradio_client (the /render endpoint) and a headless Chromium (the page).
+gradio_client (the /render endpoint) and a headless Chromium (the page); the page's 3D head with a
+real fit at a tiny size (32 px, 400 Gaussians, 40 steps), through the page's own function.
 
 The browser part needs Debian's `chromium` and `chromium-driver` (.ci/run installs them) and is
 skipped where they are missing. DP3D_SCREENSHOT=PATH saves the page with its finished render.
@@ -18,12 +19,15 @@ from PIL import Image
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from diffportrait3d.app import RenderSettings, render  # noqa: E402
+from diffportrait3d.app import RenderSettings, load_model, render  # noqa: E402
+from diffportrait3d.app.lift import LiftSettings  # noqa: E402
 from diffportrait3d.app.samples import sample_reference  # noqa: E402
-from diffportrait3d.app.web import serve  # noqa: E402
+from diffportrait3d.app.web import WebRenderer, build_app, serve  # noqa: E402
+from diffportrait3d.lift import FitConfig  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 BASE = RenderSettings(model="mini", device="cpu", steps=4, views=4)
+TINY_LIFT = LiftSettings(FitConfig(steps=40, gaussians=400, resolution=32), mesh_grid=32)
 
 
 def video_path(answer) -> Path:
@@ -101,6 +105,7 @@ def test_page_renders_in_a_browser_and_shows_bad_uploads(server, files, tmp_path
         video = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#turntable video[src]")))
         wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Rendered 4 views"))
         assert video.get_attribute("src")
+        assert not driver.find_element(By.CSS_SELECTOR, "#lift input[type=checkbox]").is_selected()  # the 3D head: off by default
         if os.environ.get("DP3D_SCREENSHOT"):
             driver.execute_script("window.scrollTo(0, 0)")
             driver.save_screenshot(os.environ["DP3D_SCREENSHOT"])
@@ -111,6 +116,38 @@ def test_page_renders_in_a_browser_and_shows_bad_uploads(server, files, tmp_path
         wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "not a readable image"))
     finally:
         driver.quit()
+
+
+def test_page_lifts_the_views_to_a_3d_head(files, tmp_path):
+    import gradio as gr
+    import trimesh
+    from plyfile import PlyData
+
+    pipe = load_model(BASE)
+    pipe.set_progress_bar_config(disable=True)
+    app = build_app(pipe, BASE, tmp_path, TINY_LIFT)
+    page = next(f for f in app.fns.values() if f.name == "page_render")
+    assert [type(o) for o in page.outputs][3:5] == [gr.Model3D, gr.File]  # the viewer and the downloads are wired
+    # the page's function with its inputs: upload, crop, mode, camera path, yaw, pitch, views, condition seed, steps,
+    # guidance, seed, lift
+    no_progress = lambda *a, **k: None  # noqa: E731
+    video, sheet, archive, model, head_files, status = page.fn(str(files / "head.png"), "none", "fast", "orbit", -60, 60, 0, 0,
+                                                               8, 0, 4, 3.0, 0, True, progress=no_progress)
+    assert "3D head: 400 Gaussians" in status, status
+    ply, glb = map(Path, head_files)
+    assert (ply.name, glb.name) == ("head.ply", "head.glb") and model == str(glb)
+    assert ply.parent == glb.parent == Path(video).parent  # one result folder: pruned together
+    assert PlyData.read(str(ply))["vertex"].count == 400
+    mesh = trimesh.load(glb, force="mesh")
+    # head-sized in EG3D units (the procedural heads are ~0.6 wide; the fitted volume is ~2 across)
+    print(f"mesh extents {mesh.extents}, {len(mesh.vertices)} vertices; {status}")
+    assert np.all(mesh.extents > 0.25) and np.all(mesh.extents < 1.0), mesh.extents
+    # unticked: no 3D outputs and no 3D files; one view with the box ticked: a message in the page's words
+    web = WebRenderer(pipe, BASE, tmp_path / "web", TINY_LIFT)
+    plain = web.page(str(files / "head.png"), web.settings(views=2), lift=False)
+    assert plain["model"] is None and plain["head_files"] is None and not list(Path(plain["video"]).parent.glob("head.*"))
+    one = web.page(str(files / "head.png"), web.settings(views=1), lift=True)
+    assert one["model"] is None and one["status"].startswith("**Error:** 3D head: 1 view") and "--" not in one["status"]
 
 
 def test_page_messages_name_the_page_fields():

@@ -4,6 +4,7 @@
     >>> from diffportrait3d.app import RenderSettings, render
     >>> result = render(RenderSettings(model="mini", views=8), ["me.png"], "out/")   # out/view_000.png ..., contact_sheet.png
     >>> result.views            # PIL images, one per camera
+    >>> render(settings, ["me.png"], "out/", lift=LiftSettings())   # + out/head.ply and out/head.glb (app/lift.py)
 
 Front ends that render many times load the model once (`load_model`) and pass it as `pipe=`.
 """
@@ -34,6 +35,7 @@ class RenderResult:
     labels: np.ndarray | None           # (N, 25) EG3D cameras of the views, when known
     views: list[Image.Image]            # the generated views
     files: dict[str, Path] = field(default_factory=dict)  # what was written, by name
+    lift: object = None                 # app.lift.LiftResult when the views were lifted to 3D
 
 
 def load_model(settings: RenderSettings):
@@ -42,12 +44,17 @@ def load_model(settings: RenderSettings):
     return load_pipeline(settings.model, settings.device, settings.dtype)
 
 
-def check(settings: RenderSettings, output=None, files=None) -> None:
-    """Everything that can be checked before a model loads: numbers, choices, sources, outputs."""
+def check(settings: RenderSettings, output=None, files=None, lift=None) -> None:
+    """Everything that can be checked before a model loads: numbers, choices, sources, outputs
+    (with `lift`, a LiftSettings: the 3D step's views, cameras and files too)."""
     check_settings(settings)
     check_sources(settings)
     if output is not None:
         check_outputs(output, files)
+    if lift is not None:
+        from .lift import check_render_lift
+
+        check_render_lift(settings, output)
 
 
 def check_sources(s: RenderSettings) -> None:
@@ -113,16 +120,18 @@ def sample(pipe, s: RenderSettings, references, conditions, labels=None, progres
 
 
 def render(settings: RenderSettings, references, output=None, files=None, *, pipe=None, progress: Progress | None = None,
-           truth=None) -> RenderResult:
+           truth=None, lift=None) -> RenderResult:
     """Render one view per camera of `settings` from `references` (paths or PIL images of one person).
 
     output: None (nothing written), OUT.mp4 / OUT.gif (that video), or a folder receiving `files`
     (names from outputs.FILES; default view PNGs + contact_sheet.png). Everything is checked before
     the model loads. pipe: a loaded pipeline (settings.model/device/dtype are then not used).
     truth: ground-truth views, shown as a last contact-sheet row (the demo's synthetic head).
+    lift: an app.lift.LiftSettings: after the files, fit 3D Gaussians to the views and write head.ply +
+    head.glb into the folder (OUT.ply + OUT.glb beside a video); needs an output and known cameras.
     """
     report = progress or (lambda done, total, what: None)
-    check(settings, output, files)
+    check(settings, output, files, lift)
     report(0, 1, "reading the reference")
     aligned = load_references(references, settings.crop)
     refs = [a.image for a in aligned]
@@ -136,4 +145,10 @@ def render(settings: RenderSettings, references, output=None, files=None, *, pip
     if output is not None:
         report(0, 1, "writing files")
         result.files = write_outputs(result, output, files, settings.fps, truth)
+    if lift is not None:
+        from .lift import lift_render
+
+        report(0, 1, "fitting the 3D head")
+        result.lift = lift_render(result, output, lift, seed=settings.seed, device=str(pipe.device), progress=progress is None)
+        result.files.update({p.name: p for p in result.lift.files.values()})
     return result

@@ -2,9 +2,12 @@
 
 Renders run one at a time through Gradio's queue (the pipeline's attention processors hold per-call
 state, so two renders must not share it); condition previews run beside them. A bad upload or
-setting becomes a message in the page (UserError), never a server error. Besides the page, the
-named endpoint `/render` takes (image file, yaw "A:B", pitch "A:B", views, steps, seed) and returns
-the turntable video, for `gradio_client`.
+setting becomes a message in the page (UserError), never a server error. With "Lift to a 3D head"
+ticked, the render's views are also fitted with 3D Gaussians (app/lift.py, the flow of `dp3d render
+--lift`): the mesh is shown in a 3D viewer and head.ply + head.glb are offered as downloads, from the
+same result folder as the other files (so pruned with them). Besides the page, the named endpoint
+`/render` takes (image file, yaw "A:B", pitch "A:B", views, steps, seed) and returns the turntable
+video, for `gradio_client`.
 """
 
 import atexit
@@ -20,7 +23,8 @@ from pathlib import Path
 from ..cameras.trajectories import PATHS
 from ..errors import UserError
 from ..pipeline.modes import MODES
-from .render import load_references, make_conditions, render
+from .lift import LiftSettings
+from .render import RenderResult, load_references, make_conditions, render
 from .samples import write_samples
 from .settings import CHOICES, MAX_GUIDANCE, RenderSettings
 
@@ -44,10 +48,12 @@ def _gradio():
 
 
 class WebRenderer:
-    """The page's work, on one loaded pipeline; every method raises only UserError for bad input."""
+    """The page's work, on one loaded pipeline; every method raises only UserError for bad input.
+    `lift`: the 3D step when a request asks for it (default: `dp3d lift`'s defaults on the model's device)."""
 
-    def __init__(self, pipe, base: RenderSettings, workdir: Path):
+    def __init__(self, pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | None = None):
         self.pipe, self.base, self.workdir = pipe, base, Path(workdir)
+        self.lift = lift or LiftSettings()
 
     def settings(self, **changes) -> RenderSettings:
         s = replace(self.base, **changes)
@@ -69,13 +75,35 @@ class WebRenderer:
         conds, _ = make_conditions(s, min(self.pipe.image_size, PREVIEW_SIZE))
         return conds
 
-    def render(self, upload, s: RenderSettings, progress=None) -> dict[str, Path]:
+    def render(self, upload, s: RenderSettings, progress=None, lift: bool = False) -> RenderResult:
+        """Render into a new result folder: WEB_FILES, and with `lift` head.ply + head.glb (result.files)."""
         if not upload:
             raise UserError("upload a portrait image (or pick a sample) first")
         out = self.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        result = render(s, [upload], out, WEB_FILES, pipe=self.pipe, progress=progress)
-        self._prune()
-        return result.files
+        try:
+            return render(s, [upload], out, WEB_FILES, pipe=self.pipe, progress=progress, lift=self.lift if lift else None)
+        finally:
+            self._prune()
+
+    def page(self, upload, s: RenderSettings, lift: bool = False, progress=None) -> dict:
+        """What the page shows for one request: {video, sheet, zip, model (the GLB or None), head_files
+        ([PLY, GLB] or None), status}; a UserError becomes the status, in the page's words."""
+        t0 = time.perf_counter()
+        try:
+            result = self.render(upload, s, progress, lift)
+        except UserError as e:
+            return dict(video=None, sheet=None, zip=None, model=None, head_files=None, status=f"**Error:** {page_message(e)}")
+        files = result.files
+        status = (f"Rendered {s.views} views in {time.perf_counter() - t0:.1f} s ({s.mode} mode, "
+                  f"{s.steps or MODES[s.mode].steps} steps, seed {s.seed}).")
+        model = head_files = None
+        if result.lift is not None:
+            mesh, fit = result.lift.mesh, result.lift.fit
+            model, head_files = str(files["head.glb"]), [str(files["head.ply"]), str(files["head.glb"])]
+            status += (f" 3D head: {len(fit.gaussians)} Gaussians fitted in {fit.seconds:.0f} s (PSNR "
+                       f"{result.lift.fitted_psnr:.1f} dB on the views), a mesh of {len(mesh.vertices)} vertices.")
+        return dict(video=str(files["turntable.mp4"]), sheet=str(files["contact_sheet.png"]), zip=str(files["views.zip"]),
+                    model=model, head_files=head_files, status=status)
 
     def _prune(self):
         for old in sorted(p for p in self.workdir.iterdir() if p.is_dir())[:-KEEP_RESULTS]:
@@ -85,7 +113,7 @@ class WebRenderer:
 # the app layer speaks the CLI's flags; the page and its API name their own fields
 _PAGE_FIELDS = {"--yaw": "yaw", "--pitch": "pitch", "--views": "views", "--steps": "steps", "--seed": "seed",
                 "--guidance": "guidance", "--crop": "crop", "--mode": "mode", "--path": "camera path",
-                "--condition-seed": "condition seed"}
+                "--condition-seed": "condition seed", "--lift": "3D head"}
 
 
 def page_message(error: Exception) -> str:
@@ -96,10 +124,10 @@ def page_message(error: Exception) -> str:
     return text
 
 
-def build_app(pipe, base: RenderSettings, workdir: Path):
+def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | None = None):
     """The Gradio Blocks page around one loaded pipeline."""
     gr = _gradio()
-    web = WebRenderer(pipe, base, workdir)
+    web = WebRenderer(pipe, base, workdir, lift)
     samples = write_samples(Path(workdir) / "samples", size=pipe.image_size)
 
     def as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode=None, steps=None, guidance=None, seed=None):
@@ -121,22 +149,21 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
         except UserError as e:
             return None, f"**Error:** {page_message(e)}"
 
-    def page_render(upload, crop, mode, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance, seed,
+    page_outputs = ("video", "sheet", "zip", "model", "head_files", "status")
+
+    def page_render(upload, crop, mode, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance, seed, lift,
                     progress=gr.Progress()):
-        t0 = time.perf_counter()
         try:
             s = as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode, steps, guidance, seed)
-            files = web.render(upload, s, lambda done, total, what: progress((done, total), desc=what))
         except UserError as e:
-            return None, None, None, f"**Error:** {page_message(e)}"
-        status = (f"Rendered {s.views} views in {time.perf_counter() - t0:.1f} s ({s.mode} mode, "
-                  f"{s.steps or MODES[s.mode].steps} steps, seed {s.seed}).")
-        return (str(files["turntable.mp4"]), str(files["contact_sheet.png"]), str(files["views.zip"]), status)
+            return None, None, None, None, None, f"**Error:** {page_message(e)}"
+        shown = web.page(upload, s, bool(lift), lambda done, total, what: progress((done, total), desc=what))
+        return tuple(shown[k] for k in page_outputs)
 
     def api_render(image, yaw, pitch, views, steps, seed, progress=gr.Progress()):
         try:
             s = web.settings(yaw=str(yaw), pitch=str(pitch), views=int(views), steps=int(steps), seed=int(seed))
-            return str(web.render(image, s, lambda done, total, what: progress((done, total), desc=what))["turntable.mp4"])
+            return str(web.render(image, s, lambda done, total, what: progress((done, total), desc=what)).files["turntable.mp4"])
         except (UserError, ValueError, TypeError) as e:
             # one log line per user error, not Gradio's traceback for every gr.Error
             logger.warning("render request refused: %s", page_message(e))
@@ -168,19 +195,25 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
                     steps = gr.Slider(0, MAX_WEB_STEPS, value=base.steps or 0, step=1, label="Steps (0: the mode's default)")
                     guidance = gr.Slider(0, min(MAX_GUIDANCE, 20), value=base.guidance, step=0.5, label="Guidance")
                     seed = gr.Number(base.seed, precision=0, minimum=0, label="Seed")
+                lift = gr.Checkbox(False, label="Lift to a 3D head: fit 3D Gaussians and a mesh to the views (takes longer; "
+                                                "needs two or more views)", elem_id="lift")
                 button = gr.Button("Render", variant="primary", elem_id="render")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
                 video = gr.Video(label="Turntable", elem_id="turntable", autoplay=True, loop=True, height=320)
                 sheet = gr.Image(label="Contact sheet: reference | conditions | generated", elem_id="sheet")
                 archive = gr.File(label="All views (PNG, zip)", elem_id="zip")
+                model3d = gr.Model3D(label="3D head (mesh; drag to turn)", elem_id="model3d", height=320)
+                head_files = gr.File(label="3D head: Gaussians (.ply, 3D Gaussian Splatting) and mesh (.glb)",
+                                     file_count="multiple", elem_id="head-files")
         camera = [path, yaw0, yaw1, pitch0, pitch1, views, condition_seed]
         for c in (upload, choice["crop"]):
             c.change(show_reference, [upload, choice["crop"]], [reference, status], concurrency_limit=4, api_visibility="private")
         for c in camera:
             c.change(show_preview, camera, [preview, status], concurrency_limit=4, api_visibility="private")
         app.load(show_preview, camera, [preview, status], api_visibility="private")
-        button.click(page_render, [upload, choice["crop"], choice["mode"], *camera, steps, guidance, seed], [video, sheet, archive, status],
+        button.click(page_render, [upload, choice["crop"], choice["mode"], *camera, steps, guidance, seed, lift],
+                     [video, sheet, archive, model3d, head_files, status],
                      api_visibility="private")
         # the API endpoint: components kept out of sight, fed only by gradio_client
         with gr.Row(visible=False):
@@ -191,7 +224,8 @@ def build_app(pipe, base: RenderSettings, workdir: Path):
     return app
 
 
-def serve(settings: RenderSettings, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+def serve(settings: RenderSettings, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+          lift: LiftSettings | None = None):
     """Load the model once, then serve the page until interrupted (block=False: return the running app)."""
     from .render import load_model
 
@@ -200,7 +234,7 @@ def serve(settings: RenderSettings, host: str = "127.0.0.1", port: int = 7860, b
     pipe.set_progress_bar_config(disable=True)
     workdir = Path(tempfile.mkdtemp(prefix="dp3d-serve-"))
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-    app = build_app(pipe, settings, workdir)
+    app = build_app(pipe, settings, workdir, lift)
     app.queue(default_concurrency_limit=1, max_size=32)
     if host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("serving on %s: anyone who can reach this machine can use the page (no login)", host)

@@ -28,7 +28,7 @@ def add_parser(sub, name):
 
 
 def run(args):
-    from ..app.lift import lift, lift_outputs
+    from ..app.lift import lift, lift_outputs, summary
     from ..lift.fit import FitConfig
 
     lift_outputs(args.output, args.overwrite)  # before the views are read: a bad -o fails first
@@ -41,8 +41,4 @@ def run(args):
         raise UserError(f"--device {args.device}: not a device; use auto, cpu, cuda or cuda:N") from None
     cfg = FitConfig(steps=args.steps, resolution=args.resolution, gaussians=args.gaussians, seed=args.seed, device=device)
     result = lift(args.views, args.output, cfg, mesh_grid=args.mesh_grid, overwrite=args.overwrite)
-    mesh = result.mesh
-    print(f"fitted {len(result.fit.gaussians)} Gaussians to the views in {result.fit.seconds:.0f} s "
-          f"(PSNR {result.fitted_psnr:.1f} dB on them); wrote {result.files['.ply']} and {result.files['.glb']} "
-          f"({len(mesh.vertices)} vertices, {'watertight' if mesh.is_watertight else 'NOT watertight'}, "
-          f"{mesh.extents[0]:.2f} x {mesh.extents[1]:.2f} x {mesh.extents[2]:.2f} EG3D units)")
+    print(summary(result))

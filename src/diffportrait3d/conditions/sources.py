@@ -51,6 +51,20 @@ def load_conditions(spec, views: int | None, size: int, *, yaw=None, pitch=None,
                     f"nor a video ({', '.join(sorted(VIDEO_SUFFIXES))})")
 
 
+def posed_view_count(spec, views: int | None, default_views: int) -> tuple[int, bool]:
+    """(views, cameras known) that load_conditions(spec, views, ...) will return, without drawing or
+    decoding anything: for checks before a model loads (e.g. `render --lift` needs two posed views)."""
+    if spec is None or str(spec) == "render":
+        return views or default_views, True
+    p = Path(spec)
+    if p.is_dir():
+        files = list_images(p)
+        return len(files), _folder_labels(p, files) is not None
+    if p.suffix.lower() in VIDEO_SUFFIXES:  # pick_frames estimates each picked frame's camera
+        return views or default_views, True
+    return 1, False
+
+
 def render_conditions(labels, size: int, condition_seed: int = 0) -> list[Image.Image]:
     """The proxy identity of `condition_seed`, neutral expression, rendered at each label."""
     if size < 8:

@@ -5,9 +5,12 @@ own opacity field; the surface is where it crosses `level` (0.5: half opaque). S
 Gaussians on the visible surface and leave the inside empty, so the occupied voxels are reduced
 to the largest connected piece (floaters go) and its enclosed cavities are filled before marching
 cubes; the grid is padded with empty voxels, so the surface is closed. Vertex colours are the
-density-weighted mean colour of the Gaussians at each vertex.
+density-weighted mean colour of the Gaussians at each vertex. The GLB's asset.generator names
+us (GENERATOR), so a later run knows the file is ours to replace.
 """
 
+import json
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +20,7 @@ from .gaussians import Gaussians
 
 LEVEL = 0.5
 MAX_HALF = 8  # voxels either side of a Gaussian's centre that it may reach
+GENERATOR = "diffportrait3d (trimesh)"
 
 
 @dataclass
@@ -101,7 +105,22 @@ def extract_mesh(g: Gaussians, size: int = 96, level: float = LEVEL, bounds=None
 
 
 def write_glb(mesh, path) -> None:
-    mesh.export(str(path), file_type="glb")
+    def name_us(tree):
+        tree["asset"]["generator"] = GENERATOR
+
+    mesh.export(str(path), file_type="glb", tree_postprocessor=name_us)
+
+
+def written_by_us(path) -> bool:
+    """Whether `path` is a GLB whose asset.generator is ours (reads only the header and the JSON chunk)."""
+    try:
+        with open(path, "rb") as f:
+            magic, _, _, length, kind = struct.unpack("<4sIIII", f.read(20))
+            if magic != b"glTF" or kind != 0x4E4F534A or length > 2**24:  # "JSON"
+                return False
+            return json.loads(f.read(length)).get("asset", {}).get("generator") == GENERATOR
+    except (OSError, struct.error, ValueError, AttributeError):
+        return False
 
 
 def silhouette(mesh, label, res: int) -> np.ndarray:

@@ -4,6 +4,7 @@ One `vertex` element, binary little-endian float32 properties in this order:
 x y z, nx ny nz (zeros, kept for compatibility), f_dc_0..2 (degree-0 SH colour), opacity (logit),
 scale_0..2 (log standard deviations), rot_0..3 (quaternion w x y z, unnormalised allowed).
 Degree 0 only: no f_rest_* properties (viewers treat missing higher-order terms as zero).
+The header carries the comment `COMMENT`, so a later run knows the file is ours to replace.
 """
 
 import numpy as np
@@ -13,6 +14,7 @@ from .gaussians import Gaussians
 
 FIELDS = (["x", "y", "z", "nx", "ny", "nz"] + [f"f_dc_{i}" for i in range(3)] + ["opacity"]
           + [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)])
+COMMENT = "written by diffportrait3d"
 
 
 def gaussians_to_array(g: Gaussians) -> np.ndarray:
@@ -29,7 +31,24 @@ def gaussians_to_array(g: Gaussians) -> np.ndarray:
 def write_ply(g: Gaussians, path) -> None:
     from plyfile import PlyData, PlyElement
 
-    PlyData([PlyElement.describe(gaussians_to_array(g), "vertex")], byte_order="<").write(str(path))
+    PlyData([PlyElement.describe(gaussians_to_array(g), "vertex")], byte_order="<", comments=[COMMENT]).write(str(path))
+
+
+def written_by_us(path) -> bool:
+    """Whether `path` is a PLY whose header holds our COMMENT (read without loading the data)."""
+    try:
+        with open(path, "rb") as f:
+            if f.readline().strip() != b"ply":
+                return False
+            for _ in range(64):  # our header has ~20 lines
+                line = f.readline().strip()
+                if line == f"comment {COMMENT}".encode():
+                    return True
+                if not line or line == b"end_header":
+                    return False
+    except OSError:
+        return False
+    return False
 
 
 def read_ply(path) -> Gaussians:
