@@ -6,7 +6,8 @@ from .common import add_model_args, number, settings_from_args
 def add_parser(sub, name):
     p = sub.add_parser(name, help="serve a web page for rendering turntables (Gradio)",
                        description="Loads the model once and serves a page: upload a portrait or pick a sample, choose the "
-                                   "camera path, render; results as a turntable video, a contact sheet and a zip of the views. "
+                                   "camera path, render; results as a turntable video, a contact sheet and a zip of the views, and "
+                                   "on request the head in 3D (a mesh viewer, .ply and .glb downloads). "
                                    "Also serves the API endpoint /render for gradio_client. Listens on 127.0.0.1 (this machine "
                                    "only) unless --host says otherwise; the page has no login.")
     add_model_args(p, default_model="mini")
