@@ -133,7 +133,7 @@ def test_page_lifts_the_views_to_a_3d_head(files, tmp_path):
     no_progress = lambda *a, **k: None  # noqa: E731
     video, sheet, archive, model, head_files, status = page.fn(str(files / "head.png"), "none", "fast", "orbit", -60, 60, 0, 0,
                                                                8, 0, 4, 3.0, 0, True, progress=no_progress)
-    assert "3D head: 400 Gaussians" in status, status
+    assert "and lifted them to 3D" in status and "3D head: 400 Gaussians" in status, status
     ply, glb = map(Path, head_files)
     assert (ply.name, glb.name) == ("head.ply", "head.glb") and model == str(glb)
     assert ply.parent == glb.parent == Path(video).parent  # one result folder: pruned together

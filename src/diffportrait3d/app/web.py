@@ -94,7 +94,8 @@ class WebRenderer:
         except UserError as e:
             return dict(video=None, sheet=None, zip=None, model=None, head_files=None, status=f"**Error:** {page_message(e)}")
         files = result.files
-        status = (f"Rendered {s.views} views in {time.perf_counter() - t0:.1f} s ({s.mode} mode, "
+        lifted = " and lifted them to 3D" if result.lift is not None else ""
+        status = (f"Rendered {s.views} views{lifted} in {time.perf_counter() - t0:.1f} s ({s.mode} mode, "
                   f"{s.steps or MODES[s.mode].steps} steps, seed {s.seed}).")
         model = head_files = None
         if result.lift is not None:
@@ -195,8 +196,8 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
                     steps = gr.Slider(0, MAX_WEB_STEPS, value=base.steps or 0, step=1, label="Steps (0: the mode's default)")
                     guidance = gr.Slider(0, min(MAX_GUIDANCE, 20), value=base.guidance, step=0.5, label="Guidance")
                     seed = gr.Number(base.seed, precision=0, minimum=0, label="Seed")
-                lift = gr.Checkbox(False, label="Lift to a 3D head: fit 3D Gaussians and a mesh to the views (takes longer; "
-                                                "needs two or more views)", elem_id="lift")
+                lift_box = gr.Checkbox(False, label="Lift to a 3D head: fit 3D Gaussians and a mesh to the views (takes longer; "
+                                                    "needs two or more views)", elem_id="lift")
                 button = gr.Button("Render", variant="primary", elem_id="render")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
@@ -212,7 +213,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
         for c in camera:
             c.change(show_preview, camera, [preview, status], concurrency_limit=4, api_visibility="private")
         app.load(show_preview, camera, [preview, status], api_visibility="private")
-        button.click(page_render, [upload, choice["crop"], choice["mode"], *camera, steps, guidance, seed, lift],
+        button.click(page_render, [upload, choice["crop"], choice["mode"], *camera, steps, guidance, seed, lift_box],
                      [video, sheet, archive, model3d, head_files, status],
                      api_visibility="private")
         # the API endpoint: components kept out of sight, fed only by gradio_client
