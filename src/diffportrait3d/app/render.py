@@ -134,7 +134,8 @@ def sample(pipe, s: RenderSettings, references, conditions, labels=None, progres
     gen = torch.Generator(device="cpu").manual_seed(s.seed if seed is None else seed)
     return pipe(references, conditions, num_inference_steps=s.steps, guidance_scale=s.guidance, eta=s.eta,
                 proxy_images=None if proxies == "none" else proxies, condition_labels=labels, reference_label=reference_label,
-                generator=gen, group_size=s.group, callback=on_step, mode=s.mode, views=view_plan(s)).images
+                generator=gen, group_size=s.group, callback=on_step, mode=s.mode, views=view_plan(s),
+                noise_mean=s.noise_mean).images
 
 
 def render(settings: RenderSettings, references, output=None, files=None, *, pipe=None, progress: Progress | None = None,
