@@ -54,8 +54,11 @@ def _at_camera(other: HeldoutSubject, subject: HeldoutSubject) -> HeldoutSubject
     return o
 
 
+NOISE_MEAN = {"noise_mean": "keep"}  # --noise-mean, for every generated view
+
+
 def generate(pipe, subject, angles, steps, **kw):
-    return generate_views(pipe, subject, angles, steps, condition_seed=0, **kw)
+    return generate_views(pipe, subject, angles, steps, condition_seed=0, **NOISE_MEAN, **kw)
 
 
 VARIANTS = {  # name -> generate() keywords; None: copy the reference
@@ -79,7 +82,9 @@ def main():
     ap.add_argument("--orbit-views", default=None, help="view plan of the orbit, e.g. groups (default: the pipeline's)")
     ap.add_argument("--orbit-only", action="store_true", help="measure the orbit (and the VAE) only, not the targets")
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
+    ap.add_argument("--noise-mean", default="keep", choices=("keep", "remove"), help="the pipeline's noise_mean (README: Sampling)")
     a = ap.parse_args()
+    NOISE_MEAN["noise_mean"] = a.noise_mean
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     pipe = load_pipeline(a.model, device="cpu")
@@ -115,7 +120,7 @@ def main():
             src = subjects[(si + 1) % len(subjects)] if name.startswith("another") else s
             who = src if src is s else _at_camera(src, s)
             # always against THIS subject's truth: another reference must pull the views away from it
-            rec, nov = (draws_at(pipe, who, cam, a.steps, truth_of=s, **kw) for cam in s.angles[:2])
+            rec, nov = (draws_at(pipe, who, cam, a.steps, truth_of=s, **NOISE_MEAN, **kw) for cam in s.angles[:2])
             d["rec"] += rec["ssim"]
             d["novel"] += nov["ssim"]
             d["spread"].append(rec["spread"])

@@ -86,3 +86,37 @@ def test_bad_references_are_user_errors(tiny_pipe, tmp_path):
     Image.new("RGB", (64, 64), (128, 128, 128)).save(blank)
     with pytest.raises(UserError, match="no face found"):
         render(RenderSettings(**{**SETTINGS.__dict__, "crop": "auto"}), [blank], pipe=tiny_pipe)
+
+
+def test_web_page_limits_name_the_field_and_old_results_are_pruned(tmp_path, monkeypatch):
+    """The page's WebRenderer (no Gradio needed): over MAX_WEB_VIEWS / MAX_WEB_STEPS a one-line error that
+    names the page's field (the limit itself passes); after more renders than KEEP_RESULTS, the newest
+    KEEP_RESULTS result folders stay (also within one second) and the sample references are kept."""
+    from types import SimpleNamespace
+
+    import diffportrait3d.app.web as web
+    from diffportrait3d.app.web import KEEP_RESULTS, MAX_WEB_STEPS, MAX_WEB_VIEWS, WebRenderer, page_message
+
+    page = WebRenderer(None, RenderSettings(model="mini", steps=4, views=4), tmp_path)
+    assert page.settings(views=MAX_WEB_VIEWS, steps=MAX_WEB_STEPS).views == MAX_WEB_VIEWS
+    for change, field, other in ((dict(views=MAX_WEB_VIEWS + 1), "views", "steps"), (dict(steps=MAX_WEB_STEPS + 1), "steps", "views"),
+                                 (dict(mode="exact", steps=None, views=MAX_WEB_VIEWS + 1), "views", "steps")):
+        with pytest.raises(UserError) as e:
+            page.settings(**change)
+        text = page_message(e.value)
+        assert len(text.splitlines()) == 1 and text.startswith(f"{field} ") and other not in text and "--" not in text.split("`")[0], text
+
+    (tmp_path / "samples").mkdir()
+    order = []
+
+    def fake_render(s, refs, out, files, pipe=None, progress=None, lift=None):
+        out.mkdir()
+        order.append(out.name)
+        return SimpleNamespace(files={})
+
+    monkeypatch.setattr(web, "render", fake_render)
+    monkeypatch.setattr(web.time, "strftime", lambda fmt, *a: "20270101-000000")  # every render in the same second
+    for _ in range(KEEP_RESULTS + 5):
+        page.render("ref.png", page.base)
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted(order[-KEEP_RESULTS:] + ["samples"])

@@ -167,3 +167,21 @@ def test_fast_modes_are_deterministic_and_differ_from_exact(tiny_pipe, mode):
     # the tiny random reference UNet's tokens hardly depend on t, so reusing them moves little
     assert (a - run(tiny_pipe, **kw).images).abs().max().item() > (0 if mode == "ref-every-2" else 1e-4)
     assert (a - run(tiny_pipe, seed=1, mode=mode, **kw).images).abs().max().item() > 1e-3
+
+
+def test_noise_mean_remove_is_the_release_run_with_mean_free_draws(tiny_pipe):
+    """noise_mean="remove": the same generator draws, initial and per step, each view's spatial mean per
+    channel subtracted; replaying exactly those through latents/step_noise gives the same run."""
+    steps, n = 3, 3
+    g = torch.Generator().manual_seed(0)
+    draws = [torch.randn(n, 4, 8, 8, generator=g) for _ in range(steps + 1)]  # x_T, then one per DDIM step
+    free = [d - d.mean(dim=(-2, -1), keepdim=True) for d in draws]
+    removed = run(tiny_pipe, n=n, num_inference_steps=steps, output_type="latent", noise_mean="remove").images
+    replay = run(tiny_pipe, n=n, num_inference_steps=steps, output_type="latent", latents=free[0],
+                 step_noise=torch.stack(free[1:])).images
+    kept = run(tiny_pipe, n=n, num_inference_steps=steps, output_type="latent").images
+    assert (removed - replay).abs().max().item() < 1e-5
+    assert (removed - kept).abs().max().item() > 1e-3
+    assert torch.equal(kept, run(tiny_pipe, n=n, num_inference_steps=steps, output_type="latent", noise_mean="keep").images)
+    with pytest.raises(UserError, match="noise_mean"):
+        run(tiny_pipe, noise_mean="zero")

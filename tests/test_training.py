@@ -99,3 +99,46 @@ def test_nan_loss_stops_with_a_clear_message(tiny_pipe, tmp_path):
         next(stage.trained().parameters()).fill_(float("nan"))
     with pytest.raises(UserError, match="loss is nan at step 0; no checkpoint"):
         train(cfg(tmp_path, "view"), stage, ToySet(), progress=False)
+
+
+def applied_gradients(tiny_pipe, tmp_path, max_grad_norm, grad_accum=2):
+    """The gradients AdamW is handed at each optimiser step (after clipping), and the final weights."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    seen = []
+
+    def record(opt, args, kwargs):
+        seen.append([p.grad.detach().clone() for g in opt.param_groups for p in g["params"] if p.grad is not None])
+
+    stage = make_stage("base", tiny_pipe)
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        train(cfg(tmp_path, "base", max_steps=2, save_every=100, grad_accum=grad_accum, batch_size=2 // grad_accum,
+                  max_grad_norm=max_grad_norm), stage, ToySet(4), progress=False)
+    finally:
+        handle.remove()
+    assert len(seen) == 2  # one per optimiser step, not per micro-batch
+    return seen, {k: v.clone() for k, v in stage.trained().state_dict().items()}
+
+
+def total_norm(grads):
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
+
+
+def test_gradient_clipping_scales_the_whole_gradient_to_the_bound(tiny_pipe, tmp_path):
+    """max_grad_norm below the natural norm N: the optimiser gets natural x bound / N (one factor for
+    every parameter, on the accumulated gradient), whose total norm is the bound; above N: the
+    natural gradient unchanged. The natural one comes from a run with an unreachable bound."""
+    natural, free_weights = applied_gradients(tiny_pipe, tmp_path / "free", 1e9)
+    n = total_norm(natural[0])
+    assert n > 1e-3, n
+    bound = n / 4
+    clipped, _ = applied_gradients(tiny_pipe, tmp_path / "clipped", bound)
+    assert total_norm(clipped[0]) == pytest.approx(bound, rel=1e-5)
+    scale = bound / (n + 1e-6)  # torch's clip_grad_norm_ coefficient
+    worst = max((c - g * scale).abs().max().item() for c, g in zip(clipped[0], natural[0]))
+    assert worst <= 1e-6 * max(g.abs().max().item() for g in natural[0]), worst
+    # above the norm of both steps: bit-identical gradients and weights
+    loose, loose_weights = applied_gradients(tiny_pipe, tmp_path / "loose", 2 * max(n, total_norm(natural[1])))
+    assert all(torch.equal(a, b) for s, t in zip(natural, loose) for a, b in zip(s, t))
+    assert all(torch.equal(free_weights[k], loose_weights[k]) for k in free_weights)

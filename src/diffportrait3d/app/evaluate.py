@@ -99,11 +99,17 @@ def evaluate(cfg: EvalConfig) -> dict:
     return {"paths": paths, "rows": rows}
 
 
+def cache_key(s: RenderSettings, *extra) -> str:
+    """The rendered views' cache folder name: every setting that changes a view, and `extra`."""
+    values = [str(Path(s.model).resolve()), s.dtype, s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy, *extra]
+    values += [s.noise_mean] if s.noise_mean != "keep" else []  # older caches keep their names
+    return hashlib.sha1(json.dumps(values).encode()).hexdigest()[:12]
+
+
 @torch.no_grad()
 def render_split(pipe, index, pairs, cfg, size, cache: Path):
     s = cfg.settings
-    key = hashlib.sha1(json.dumps([str(Path(s.model).resolve()), s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy, pairs]).encode()).hexdigest()[:12]
-    cache = cache / key
+    cache = cache / cache_key(s, pairs)
     cache.mkdir(parents=True, exist_ok=True)
     refs, tgts, conds, gens = [], [], [], []
     for i, (r, t) in enumerate(tqdm(pairs, desc=f"rendering {cache.parent.name}")):

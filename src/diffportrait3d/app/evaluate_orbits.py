@@ -6,8 +6,6 @@ images of another identity. Ground truth for the flicker ratio exists on `dp3d s
 subject re-rendered at every camera); elsewhere that column is n/a. Views are cached like the pairs.
 """
 
-import hashlib
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from ..media import image_to_tensor
 from ..metrics.base import MetricResult
 from ..metrics.orbit import orbit_metrics
 from ..metrics.report import Row
+from .evaluate import cache_key
 from .render import sample
 
 
@@ -36,8 +35,7 @@ def orbit_row(pipe, index, subjects, cfg, cache: Path, method: str) -> Row:
     traj = make_trajectory("-40:40", "0", cfg.orbit_views, "bounce")
     groups = sorted(index.groups.items())
     rng = np.random.default_rng([s.seed, 2])
-    key = hashlib.sha1(json.dumps([str(Path(s.model).resolve()), s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy,
-                                   cfg.orbit_views, s.group_mode, s.group, s.overlap, s.anchors, s.loop]).encode()).hexdigest()[:12]
+    key = cache_key(s, cfg.orbit_views, s.group_mode, s.group, s.overlap, s.anchors, s.loop)
     per_orbit = []
     for k in tqdm(range(cfg.orbits), desc="rendering orbits"):
         (subject, frame), views = groups[int(rng.integers(len(groups)))]

@@ -65,6 +65,7 @@ def check_sources(s: RenderSettings) -> None:
         if value not in keywords and not Path(value).exists():
             raise UserError(f"{arg} {value}: not found; pass {' or '.join(keywords)}, a folder of images or a video")
     source = Path(s.conditions)
+    check_proxy_folder(s, source)
     if s.views is None or s.conditions == "render":
         return
     if source.is_dir():
@@ -72,6 +73,30 @@ def check_sources(s: RenderSettings) -> None:
                         "drop --views, or pass a folder holding the views you want")
     if source.suffix.lower() in VIDEO_SUFFIXES and s.views > (n := len(read_video_frames(source))):
         raise UserError(f"--views {s.views}: the condition video {source} has only {n} frames; pass --views {n} or fewer")
+
+
+def check_proxy_folder(s: RenderSettings, conditions: Path) -> None:
+    """A --proxy folder holds one image per view (known here for rendered cameras and condition folders
+    or images; a video's count is checked by the pipeline)."""
+    from ..media import IMAGE_SUFFIXES, list_images
+
+    if s.proxy in ("auto", "none") or not Path(s.proxy).is_dir():
+        return
+    try:
+        n = len(list_images(s.proxy))
+    except UserError as e:
+        raise UserError(f"--proxy {s.proxy}: {e}") from None
+    if s.conditions == "render":
+        views = s.views or DEFAULT_VIEWS
+    elif conditions.is_dir():
+        views = len(list_images(conditions))
+    elif conditions.suffix.lower() in IMAGE_SUFFIXES:
+        views = 1
+    else:
+        return
+    if n != views:
+        raise UserError(f"--proxy {s.proxy}: {n} proxy images for {views} views; give one proxy image per view "
+                        "(in file-name order)")
 
 
 def load_references(references, crop: str = "none") -> list:
@@ -116,7 +141,8 @@ def sample(pipe, s: RenderSettings, references, conditions, labels=None, progres
     gen = torch.Generator(device="cpu").manual_seed(s.seed if seed is None else seed)
     return pipe(references, conditions, num_inference_steps=s.steps, guidance_scale=s.guidance, eta=s.eta,
                 proxy_images=None if proxies == "none" else proxies, condition_labels=labels, reference_label=reference_label,
-                generator=gen, group_size=s.group, callback=on_step, mode=s.mode, views=view_plan(s)).images
+                generator=gen, group_size=s.group, callback=on_step, mode=s.mode, views=view_plan(s),
+                noise_mean=s.noise_mean).images
 
 
 def render(settings: RenderSettings, references, output=None, files=None, *, pipe=None, progress: Progress | None = None,

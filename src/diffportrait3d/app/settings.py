@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..cameras.trajectories import PATHS
 from ..faces.crop import CROP_MODES
 from ..pipeline.modes import MODES
+from ..pipeline.noise_mean import NOISE_MEANS
 from ..preflight import check_range
 
 DEFAULT_VIEWS = 16
@@ -19,7 +20,7 @@ DTYPES = ("fp32", "fp16", "bf16")
 
 # The choices a front end offers, one entry per field (the CLI flags and the page's radio buttons
 # are built from this table).
-CHOICES = {"crop": CROP_MODES, "dtype": DTYPES, "mode": tuple(MODES)}
+CHOICES = {"crop": CROP_MODES, "dtype": DTYPES, "mode": tuple(MODES), "noise_mean": NOISE_MEANS}
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RenderSettings:
     guidance: float = 3.0
     eta: float = 0.5
     seed: int = 0
+    noise_mean: str = "keep"     # keep (the release) | remove: the noise's spatial mean no longer sets each view's colour
     group: int = 8               # views denoised together by the view modules
     # view plan beyond one group (pipeline/view_windows.py); all None: the pipeline's default
     group_mode: str | None = None  # shifted | windows | groups, +anchors, +camera[=C] | +progressive[=C] | +mixed[=C] | +freenoise
@@ -60,7 +62,7 @@ def check_settings(s: RenderSettings) -> None:
 
     for field, allowed in CHOICES.items():
         if getattr(s, field) not in allowed:
-            raise UserError(f"--{field} must be one of {', '.join(allowed)}, got {getattr(s, field)!r}")
+            raise UserError(f"--{field.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(s, field)!r}")
     for arg, value, lo, hi, integer in (("--views", s.views, 1, MAX_VIEWS, True), ("--condition-seed", s.condition_seed, 0, MAX_SEED, True),
                                         ("--steps", s.steps, 1, MAX_STEPS, True), ("--guidance", s.guidance, 0, MAX_GUIDANCE, False),
                                         ("--eta", s.eta, 0, 1, False), ("--seed", s.seed, 0, MAX_SEED, True),

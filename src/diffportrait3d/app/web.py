@@ -11,6 +11,7 @@ video, for `gradio_client`.
 """
 
 import atexit
+import itertools
 import logging
 import re
 import shutil
@@ -34,6 +35,7 @@ MAX_UPLOAD = "20mb"        # Gradio refuses bigger uploads itself; open_rgb refu
 MAX_WEB_VIEWS = 64         # one request's views, so a single visitor cannot occupy the server for hours
 MAX_WEB_STEPS = 200
 KEEP_RESULTS = 32          # result folders kept on disk (Gradio serves copies from its own cache)
+RESULT_PREFIX = "result-"  # their names: result-DATE-TIME-COUNT-RANDOM
 PREVIEW_SIZE = 128         # condition previews are drawn at most this large
 WEB_FILES = ("turntable.mp4", "contact_sheet.png", "views.zip")
 WEB_CHOICES = {"crop": CHOICES["crop"], "mode": ("exact", "fast")}  # radio buttons: field -> offered choices
@@ -54,13 +56,14 @@ class WebRenderer:
     def __init__(self, pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | None = None):
         self.pipe, self.base, self.workdir = pipe, base, Path(workdir)
         self.lift = lift or LiftSettings()
+        self._count = itertools.count()
 
     def settings(self, **changes) -> RenderSettings:
         s = replace(self.base, **changes)
         steps = s.steps or (MODES[s.mode].steps if s.mode in MODES else 0)  # an unknown mode: check_settings says so
-        if s.views is not None and s.views > MAX_WEB_VIEWS or steps > MAX_WEB_STEPS:
-            raise UserError(f"this page renders at most {MAX_WEB_VIEWS} views and {MAX_WEB_STEPS} steps per request; "
-                            "use `dp3d render` for more")
+        for flag, value, limit in (("--views", s.views, MAX_WEB_VIEWS), ("--steps", steps, MAX_WEB_STEPS)):
+            if value is not None and value > limit:  # the flag: page_message names the page's field
+                raise UserError(f"{flag} {value}: this page renders at most {limit} per request; use `dp3d render` for more")
         return s
 
     def reference(self, upload, crop: str):
@@ -79,7 +82,8 @@ class WebRenderer:
         """Render into a new result folder: WEB_FILES, and with `lift` head.ply + head.glb (result.files)."""
         if not upload:
             raise UserError("upload a portrait image (or pick a sample) first")
-        out = self.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        # names sort in request order, also within one second (_prune keeps the last ones)
+        out = self.workdir / f"{RESULT_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{next(self._count):06d}-{uuid.uuid4().hex[:8]}"
         try:
             return render(s, [upload], out, WEB_FILES, pipe=self.pipe, progress=progress, lift=self.lift if lift else None)
         finally:
@@ -107,7 +111,8 @@ class WebRenderer:
                     model=model, head_files=head_files, status=status)
 
     def _prune(self):
-        for old in sorted(p for p in self.workdir.iterdir() if p.is_dir())[:-KEEP_RESULTS]:
+        # result folders only: the sample references live in the same workdir
+        for old in sorted(p for p in self.workdir.iterdir() if p.is_dir() and p.name.startswith(RESULT_PREFIX))[:-KEEP_RESULTS]:
             shutil.rmtree(old, ignore_errors=True)
 
 

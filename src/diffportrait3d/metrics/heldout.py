@@ -35,10 +35,10 @@ class HeldoutSubject:
 
 
 def generate_views(pipe, subject: HeldoutSubject, angles, steps: int, condition_seed: int = 0, proxy="auto",
-                   control: float = 1.0, modules: bool = True, seed: int = 0, views=None) -> torch.Tensor:
+                   control: float = 1.0, modules: bool = True, seed: int = 0, views=None, noise_mean: str = "keep") -> torch.Tensor:
     """Views of `subject` from its reference (camera 0) at `angles` (N, 2) yaw/pitch, (N, 3, H, W) in
     [-1, 1]; `control=0` turns the view ControlNet off, `modules=False` the view modules; `views`: the
-    pipeline's view plan (None: its default)."""
+    pipeline's view plan (None: its default); `noise_mean`: the pipeline's (keep: the release)."""
     from ..conditions.sources import render_conditions
 
     labels = camera_labels(angles[:, 0], angles[:, 1])
@@ -47,7 +47,7 @@ def generate_views(pipe, subject: HeldoutSubject, angles, steps: int, condition_
     try:
         out = pipe(subject.images[:1], render_conditions(labels, subject.res, condition_seed), num_inference_steps=steps,
                    proxy_images=proxy, condition_labels=labels, reference_label=subject.labels[0], control_scale=control,
-                   generator=torch.Generator().manual_seed(seed), views=views, output_type="pt").images
+                   generator=torch.Generator().manual_seed(seed), views=views, noise_mean=noise_mean, output_type="pt").images
     finally:
         if not modules:
             pipe.install_processors()

@@ -22,6 +22,7 @@ from ..models.prompt_embedding import PromptEmbedding  # noqa: F401
 from ..models.reference_attention import install_reference_processors
 from ..models.view_modules import ViewModules  # noqa: F401
 from .modes import MODES, SamplingMode
+from .noise_mean import NOISE_MEANS, with_noise_mean
 from .sampling import denoise
 from .schedule import alphas_cumprod_from_config, q_sample, use_release_schedule
 from .view_groups import ViewConditions, grouped_eps
@@ -131,7 +132,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
                  eta: float = 0.5, proxy_images="auto", generator: torch.Generator | None = None, output_type: str = "pil",
                  group_size: int = 8, mode: str | SamplingMode = "exact", sample_posterior: bool = False,
                  latents: torch.Tensor | None = None, step_noise=None, control_scale: float = 1.0, callback=None,
-                 condition_labels=None, reference_label=None, views=None, return_dict: bool = True):
+                 condition_labels=None, reference_label=None, views=None, noise_mean: str = "keep", return_dict: bool = True):
         """Render one view per condition image.
 
         reference_images: image / path / list of them / (R,3,H,W) tensor in [-1,1]; all references
@@ -148,10 +149,14 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         views: which views are denoised together (view_windows.ViewPlan or its name, e.g. "groups"
             for the release's independent groups of `group_size`); None: view_windows.DEFAULT for
             more views than one group. Closed paths are detected from `condition_labels`.
+        noise_mean: "keep" (the release) or "remove": every view's noise without its spatial mean, so
+            that the 3D-aware proxy, not the noise, sets the global colour (pipeline/noise_mean.py).
         """
         if output_type not in ("pil", "pt", "latent"):
             raise UserError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
         mode = self.sampling_mode(mode)
+        if noise_mean not in NOISE_MEANS:
+            raise UserError(f"noise_mean must be one of {', '.join(NOISE_MEANS)}, got {noise_mean!r}")
         steps = mode.steps if num_inference_steps is None else num_inference_steps
         # 1. inputs
         size, device, dtype = self.image_size, self._execution_device, self.unet.dtype
@@ -168,7 +173,8 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if plan.anchors and n > plan.group_size:  # paper eq. 5: sparse views first, then attended to by all
             refs = anchor_references(self, refs, conds, proxies, condition_labels, plan, loop, generator=generator,
                                      num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta, mode=mode,
-                                     sample_posterior=sample_posterior, control_scale=control_scale, reference_label=reference_label)
+                                     sample_posterior=sample_posterior, control_scale=control_scale, reference_label=reference_label,
+                                     noise_mean=noise_mean)
         # 2. conditions
         cond = ViewConditions(context=self.prompt_embedding().to(device, dtype),
                               ref_latents=self.encode(refs.to(device), generator, sample_posterior).to(dtype),
@@ -179,7 +185,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         # 4. initial latents: the 3D-aware start when proxies are given, else Gaussian noise
         h = size // self.vae_scale_factor
         shape = (n, self.unet.config.in_channels, h, h)
-        prior = plan.noise_prior(n, loop, condition_labels)
+        prior = with_noise_mean(plan.noise_prior(n, loop, condition_labels), noise_mean)
         if latents is None:
             latents = prior(randn_tensor(shape, generator=generator, device=device, dtype=dtype))  # CPU generators work on GPU too
             if proxies is not None:
@@ -191,7 +197,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         latents = latents.to(device, dtype)
         if step_noise is not None:
             step_noise = step_noise.to(device, dtype)
-        elif plan.noise != "independent" and "variance_noise" in inspect.signature(scheduler.step).parameters:
+        elif (plan.noise != "independent" or noise_mean != "keep") and "variance_noise" in inspect.signature(scheduler.step).parameters:
             # the plan's noise prior for the per-step noise too (schedulers that take it), drawn step by
             # step: the same numbers as drawing all steps first, without holding steps x views of noise
             def step_noise(k):
