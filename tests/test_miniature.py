@@ -143,9 +143,9 @@ def test_mean_free_noise_lets_the_reference_set_the_colours(pipe, subjects):
 
     stats = {}
     for mean in ("keep", "remove"):
-        rs = [draws_at(pipe, s, tuple(s.angles[0]), STEPS, noise_mean=mean) for s in subjects[:3]]
+        rs = [draws_at(pipe, s, tuple(s.angles[0]), STEPS, noise_mean=mean) for s in subjects[:2]]
         stats[mean] = (np.mean([r["spread"] for r in rs]), np.mean([r["background_error"] for r in rs]),
                        np.mean([np.mean(r["ssim"]) for r in rs]))
     print("spread, background error, SSIM: " + ", ".join(f"{k} {a:.1f} {b:.1f} {c:.3f}" for k, (a, b, c) in stats.items()))
     (s0, b0, q0), (s1, b1, q1) = stats["keep"], stats["remove"]
-    assert s1 < s0 - 1.5 and b1 < b0 - 1.0 and q1 > q0 - 0.01
+    assert s1 < s0 - 1.5 and b1 < b0 - 1.0 and q1 > q0 - 0.01  # measured: keep 13.8 9.8 0.548, remove 9.3 2.7 0.558
