@@ -41,6 +41,7 @@ from diffportrait3d.metrics.psnr import psnr
 from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
 from diffportrait3d.pipeline.loading import load_pipeline
+from diffportrait3d.pipeline.noise_mean import NOISE_MEANS
 
 GALLERY = 8
 ORBIT = np.linspace(-45, 45, 16)
@@ -82,7 +83,7 @@ def main():
     ap.add_argument("--orbit-views", default=None, help="view plan of the orbit, e.g. groups (default: the pipeline's)")
     ap.add_argument("--orbit-only", action="store_true", help="measure the orbit (and the VAE) only, not the targets")
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
-    ap.add_argument("--noise-mean", default="keep", choices=("keep", "remove"), help="the pipeline's noise_mean (README: Sampling)")
+    ap.add_argument("--noise-mean", default="keep", choices=NOISE_MEANS, help="the pipeline's noise_mean (README: Sampling)")
     a = ap.parse_args()
     NOISE_MEAN["noise_mean"] = a.noise_mean
     torch.set_num_threads(a.threads)

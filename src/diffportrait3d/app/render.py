@@ -78,6 +78,7 @@ def check_sources(s: RenderSettings) -> None:
 def check_proxy_folder(s: RenderSettings, conditions: Path) -> None:
     """A --proxy folder holds one image per view (known here for rendered cameras and condition folders
     or images; a video's count is checked by the pipeline)."""
+    from ..conditions.sources import posed_view_count
     from ..media import IMAGE_SUFFIXES, list_images
 
     if s.proxy in ("auto", "none") or not Path(s.proxy).is_dir():
@@ -86,14 +87,9 @@ def check_proxy_folder(s: RenderSettings, conditions: Path) -> None:
         n = len(list_images(s.proxy))
     except UserError as e:
         raise UserError(f"--proxy {s.proxy}: {e}") from None
-    if s.conditions == "render":
-        views = s.views or DEFAULT_VIEWS
-    elif conditions.is_dir():
-        views = len(list_images(conditions))
-    elif conditions.suffix.lower() in IMAGE_SUFFIXES:
-        views = 1
-    else:
+    if s.conditions != "render" and conditions.is_file() and conditions.suffix.lower() not in IMAGE_SUFFIXES:
         return
+    views, _ = posed_view_count(s.conditions, s.views, DEFAULT_VIEWS)  # the count load_conditions will return
     if n != views:
         raise UserError(f"--proxy {s.proxy}: {n} proxy images for {views} views; give one proxy image per view "
                         "(in file-name order)")
