@@ -24,6 +24,8 @@ from diffportrait3d.pipeline.loading import SHIPPED
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
 from diffportrait3d.preflight import check_output_file, check_output_folder
 
+from cli_checks import run_bad
+
 NO_MODEL = "/nonexistent/model"  # loading it would fail: a pre-flight error proves nothing was loaded
 
 
@@ -62,16 +64,6 @@ def readonly_dir(tmp_path):
         subprocess.run(["chattr", "-i", str(d)], check=True)
     else:  # a stand-in (e.g. a path under /sys) would test a missing folder, not a read-only one
         pytest.skip("cannot make a read-only folder as root here: chattr +i is missing or refused")
-
-
-def run_bad(capsys, args, *words):
-    """Exit 2, one line on stderr that names every word, no traceback."""
-    assert main([str(a) for a in args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in err, (w, err)
-    return err
 
 
 # -- 1. data loss --------------------------------------------------------------------------------

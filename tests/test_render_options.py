@@ -12,6 +12,8 @@ from diffportrait3d.media import image_to_tensor
 from diffportrait3d.pipeline.loading import load_pipeline
 from diffportrait3d.pipeline.schedule import q_sample
 
+from cli_checks import run_bad
+
 
 def images(n, seed=0, size=64):
     rng = np.random.default_rng(seed)
@@ -97,14 +99,6 @@ def test_proxy_folder_sets_the_3d_aware_start(user, tiny_pipe, tiny_model_dir, m
     swapped = q_sample(z.flip(0), noise, tiny_pipe.alphas_cumprod, 999)
     assert (x_proxy - swapped).abs().max().item() > 1e-3  # the order matters, so the check above sees it
     assert torch.equal(x_none, noise)
-
-
-def run_bad(capsys, args, *words):
-    assert main([str(a) for a in args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in err, (w, err)
 
 
 def test_bad_proxy_folders_exit_2_before_the_model_loads(user, tmp_path, capsys):
