@@ -3,8 +3,8 @@
 #   base (self-reference) -> assemble -> reference -> view -> consistency.
 # Usage: bash scripts/miniature_continue.sh OUT_DIR  (OUT_DIR/data and OUT_DIR/heldout: the synth and heldout
 # stages of scripts/train_miniature.sh, same seeds). Resumable as train_miniature.sh is.
-# Take five (shipped) is the defaults; take four was BASE_OPTIONS='{"reference_prob": 0.5}' BASE_FLOOR=0
-# REF_OPTIONS='{"same_view": 0.2}' BASE_STEPS=2000.
+# Take five is the defaults; take four was BASE_OPTIONS='{"reference_prob": 0.5}' BASE_FLOOR=0
+# REF_OPTIONS='{"same_view": 0.2}' BASE_STEPS=2000. Take six: NOISE_OFFSET=0.1 (offset noise in every stage).
 set -euo pipefail
 OUT=${1:?usage: miniature_continue.sh OUT_DIR}
 DP3D=${DP3D:-dp3d}
@@ -14,6 +14,7 @@ BASE_STEPS=${BASE_STEPS:-1500} REF_STEPS=${REF_STEPS:-1500} VIEW_STEPS=${VIEW_ST
 # target itself (copy pairs: the read path learns to match tokens); x0-space loss at high noise (snr_floor)
 BASE_OPTIONS=${BASE_OPTIONS:-'{"reference_prob": 0.5, "same_view": 0.5}'} BASE_FLOOR=${BASE_FLOOR:-0.1}
 REF_OPTIONS=${REF_OPTIONS:-'{"same_view": 0.3}'}
+NOISE_OFFSET=${NOISE_OFFSET:-0}  # training/noising.py: > 0 teaches the backbone that the noise's mean is not the colour
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
 assemble() {  # the shipped folder with the new base as backbone AND as the reference UNet's starting point
   rm -rf "$OUT/init.tmp" && cp -r "$FROM" "$OUT/init.tmp"
@@ -23,7 +24,7 @@ assemble() {  # the shipped folder with the new base as backbone AND as the refe
 }
 common=(--data "$OUT/data" --resume --set sample_every=500 --set save_every=500 --set sample_steps=20
         --set val_data="$OUT/heldout" --set val_size=16)
-diffusion=(--set snr_gamma=5 --set condition_source=folder)
+diffusion=(--set snr_gamma=5 --set condition_source=folder --set noise_offset="$NOISE_OFFSET")
 stage base "$DP3D" train --stage base "${common[@]}" "${diffusion[@]}" --model "$FROM" -o "$OUT/base" --max-steps "$BASE_STEPS" \
   --batch-size 16 --lr 1e-4 --set warmup_steps=50 --set ema_decay=0.999 --set val_every=100 --set snr_floor="$BASE_FLOOR" \
   --set options="$BASE_OPTIONS"

@@ -111,3 +111,25 @@ def test_every_sampling_mode_reaches_x0_with_the_exact_denoiser(name):
     from diffusers import DDIMScheduler
 
     assert err < (0.04 if isinstance(s, DDIMScheduler) else 1e-3), (name, err)
+
+
+@pytest.mark.parametrize("per_group", [False, True])
+def test_offset_noise_adds_one_random_constant_per_row_and_channel(per_group):
+    """noise_offset: the draws of offset 0 (bitwise the plain Noiser's) plus offset x N(0, 1), constant over
+    the image, independent per row and channel; fixed-t validation batches keep plain noise."""
+    z0 = torch.zeros(512, 4, 4, 4)
+
+    def gens():
+        return [torch.Generator().manual_seed(i) for i in range(512)] if per_group else torch.Generator().manual_seed(9)
+
+    _, t0, plain = Noiser()(z0, gens())
+    _, t1, offset = Noiser(offset=0.5)(z0, gens())
+    assert torch.equal(t0, t1)
+    diff = offset - plain
+    assert (diff - diff[..., :1, :1]).abs().max().item() < 1e-6  # constant over the image
+    per_channel = diff[:, :, 0, 0]
+    assert abs(per_channel.std().item() / 0.5 - 1) < 0.05 and abs(per_channel.mean().item()) < 0.05
+    assert abs(torch.corrcoef(per_channel.T)[0, 1].item()) < 0.15  # channels drawn independently
+    _, _, val_plain = Noiser()(z0, gens(), timesteps=torch.zeros(512))
+    _, _, val_offset = Noiser(offset=0.5)(z0, gens(), timesteps=torch.zeros(512))
+    assert torch.equal(val_plain, val_offset)

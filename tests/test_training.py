@@ -142,3 +142,16 @@ def test_gradient_clipping_scales_the_whole_gradient_to_the_bound(tiny_pipe, tmp
     loose, loose_weights = applied_gradients(tiny_pipe, tmp_path / "loose", 2 * max(n, total_norm(natural[1])))
     assert all(torch.equal(a, b) for s, t in zip(natural, loose) for a, b in zip(s, t))
     assert all(torch.equal(free_weights[k], loose_weights[k]) for k in free_weights)
+
+
+def test_a_run_stopped_by_the_clock_is_the_run_stopped_at_that_step(tiny_pipe, tmp_path):
+    """max_minutes: past the deadline the run ends at the next step boundary as if max_steps were that step:
+    checkpoint, exported model and weights identical to a run told to stop there (here after step 1)."""
+    timed = make_stage("base", tiny_pipe)
+    out = train(cfg(tmp_path / "timed", "base", max_steps=4, max_minutes=1e-9), timed, ToySet(4), progress=False)
+    counted = make_stage("base", tiny_pipe)
+    train(cfg(tmp_path / "counted", "base", max_steps=1), counted, ToySet(4), progress=False)
+    assert out["step"] == 1 and out["checkpoint"].endswith("step-00000001")
+    a, b = timed.trained().state_dict(), counted.trained().state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any((tmp_path / "timed" / "base" / "model").iterdir())

@@ -14,7 +14,7 @@ RANGES = dict(max_steps=(1, None, True), batch_size=(1, None, True), grad_accum=
               lr=(0, 1, False), warmup_steps=(0, None, True), weight_decay=(0, None, False), max_grad_norm=(0, None, False),
               ema_decay=(0, 1, False), seed=(0, None, True), resolution=(0, 4096, True), save_every=(1, None, True),
               keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True), val_every=(0, None, True), val_size=(1, 4096, True),
-              snr_gamma=(0, None, False), snr_floor=(0, None, False),
+              snr_gamma=(0, None, False), snr_floor=(0, None, False), noise_offset=(0, None, False), max_minutes=(0, None, False),
               workers=(0, 64, True))
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -26,6 +26,7 @@ class TrainConfig:
     model: str = ""                   # model folder to start from (base stage: optional)
     output: str = "train_out"         # checkpoints, logs, and the updated model folder (OUT/model)
     max_steps: int = 1000             # optimiser steps
+    max_minutes: float = 0.0          # also stop (checkpoint, export) once this much wall time has passed; 0 = no limit
     batch_size: int = 16              # images per step (paper: 16); per process
     grad_accum: int = 1               # micro-batches per optimiser step (effective batch: batch_size x grad_accum x processes)
     views: int = 8                    # consistency stage: target views per group (paper: 8)
@@ -48,6 +49,7 @@ class TrainConfig:
     condition_source: str = "render"  # view/consistency stages: render | folder | rig (data/eg3d_dataset.py)
     snr_gamma: float = 0.0            # Min-SNR loss weighting (e.g. 5); 0 = plain epsilon MSE
     snr_floor: float = 0.0            # below this SNR the loss is snr_floor x the x0 MSE (weights high noise); 0 = off
+    noise_offset: float = 0.0         # diffusion stages: offset noise (training/noising.py), e.g. 0.1; 0 = plain noise
     val_data: str = ""                # held-out dataset for the validation losses ("": the first items of --data)
     val_every: int = 0                # validation period (steps): fixed batch, fixed t and noise, module on and off; 0 = off
     val_size: int = 16                # validation batch (timesteps spread evenly over 0..999)

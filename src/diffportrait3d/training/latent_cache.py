@@ -43,7 +43,8 @@ class LatentCache:
         `generator`: one, or a list with one per view, drawn as `latent_dist.sample` draws them."""
         from diffusers.utils.torch_utils import randn_tensor
 
-        mean, std = self.mean[views.flatten()], self.std[views.flatten()]
+        i = views.flatten().cpu()  # the cache stays on the CPU; batches may be on the GPU
+        mean, std = self.mean[i], self.std[i]
         z = mean + std * randn_tensor(mean.shape, generator=generator)
         return scale_latents(self.vae, z).reshape(*views.shape, *mean.shape[1:])
 

@@ -121,7 +121,11 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
     elif resume:
         logger.warning("--resume: no checkpoint in %s, starting at step 0", out / "checkpoints")
     log = TrainLog(out / "logs", resume_step=step) if acc.is_main_process else None
-    val_batch = validation_batch(stage, cfg, val_dataset) if log is not None and cfg.val_every else None
+    val_batch = None
+    if log is not None and cfg.val_every:  # on the training device, as the prepared loader's batches are
+        from accelerate.utils import send_to_device
+
+        val_batch = send_to_device(validation_batch(stage, cfg, val_dataset), acc.device)
 
     def validation():  # fixed batch, t and noise: moves only when the weights do (training/validation.py)
         values = validate(stage, val_batch)
@@ -134,8 +138,10 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
     data = micro_batches(acc, loader, step * cfg.grad_accum)
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f"train {cfg.stage}", disable=not (progress and acc.is_main_process))
     last_good, t0, losses, start, total = (ckpts[-1] if resume and ckpts else None), time.perf_counter(), [], step, 0.0
+    deadline = t0 + 60 * cfg.max_minutes if cfg.max_minutes else None
+    last = step >= cfg.max_steps  # resumed from the final checkpoint: nothing left to do
     try:
-        while step < cfg.max_steps:
+        while not last:
             batch = next(data)
             # context: entered around forward AND backward (recomputation under gradient checkpointing)
             with acc.accumulate(model), stage.context():
@@ -160,12 +166,13 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
             rate = (step - start) / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total:.4f}", steps_s=f"{rate:.2f}")
             total = 0.0
-            if log is not None and (step % cfg.log_every == 0 or step == cfg.max_steps):
+            last = step == cfg.max_steps or (deadline is not None and past(acc, deadline))
+            if log is not None and (step % cfg.log_every == 0 or last):
                 log.write(step, {"loss": sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]), "lr": sched.get_last_lr()[0],
                                  "steps_per_s": rate})
-            if val_batch is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
+            if val_batch is not None and (step % cfg.val_every == 0 or last):
                 validation()
-            if acc.is_main_process and (step % cfg.save_every == 0 or step == cfg.max_steps):
+            if acc.is_main_process and (step % cfg.save_every == 0 or last):
                 last_good = save_checkpoint(out / "checkpoints", step, stage.trained(), opt, sched, ema, asdict(cfg), cfg.keep_last,
                                             acc.scaler)
             if acc.is_main_process and cfg.sample_every and step % cfg.sample_every == 0:
@@ -183,6 +190,12 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
             result["loss_curve"] = str(log.plot(f"{cfg.stage} stage"))
             log.close()
     return result
+
+
+def past(acc, deadline: float) -> bool:
+    """Whether any process has passed the wall-clock deadline (all stop at the same step)."""
+    late = torch.tensor(float(time.perf_counter() > deadline), device=acc.device)
+    return acc.reduce(late, reduction="sum").item() > 0
 
 
 def export(stage, folder: Path, ema, params):

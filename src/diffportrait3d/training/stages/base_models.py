@@ -118,7 +118,7 @@ class BaseUNetStage(Stage):
     name, Options, needs_model = "base", BaseOptions, False  # build() names the missing vae/ itself
 
     def __init__(self, unet, vae, prompt_embedding, snr_gamma: float = 0.0, snr_floor: float = 0.0, reference_prob: float = 0.0,
-                 same_view: float = 0.0):
+                 same_view: float = 0.0, noise_offset: float = 0.0):
         super().__init__()
         self.unet, self.vae, self.prompt, self.snr_gamma, self.snr_floor = unet, vae, prompt_embedding, snr_gamma, snr_floor
         self.reference_prob, self.same_view = reference_prob, same_view
@@ -128,7 +128,7 @@ class BaseUNetStage(Stage):
         self.latent_vae = vae
         freeze(vae, prompt_embedding)
         unet.train().requires_grad_(True)
-        self.noiser = Noiser()
+        self.noiser = Noiser(offset=noise_offset)
         self.resolution = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
 
     @classmethod
@@ -151,7 +151,7 @@ class BaseUNetStage(Stage):
             g = torch.Generator().manual_seed(cfg.seed)
             prompt = PromptEmbedding.from_tensor(torch.randn(1, p["prompt_length"], unet.config.cross_attention_dim, generator=g))
         return cls(unet, vae, prompt, snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, reference_prob=o.reference_prob,
-                   same_view=o.same_view)
+                   same_view=o.same_view, noise_offset=cfg.noise_offset)
 
     def dataset(self, cfg):
         return images_dataset(cfg, cfg.resolution or self.resolution, references=self.reference_prob > 0, same_view=self.same_view)

@@ -55,7 +55,7 @@ class DiffPortrait3DStage(Stage):
     control = True      # the view ControlNet runs (stages 2, 3)
 
     def __init__(self, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0,
-                 snr_floor: float = 0.0, options: PairOptions | None = None):
+                 snr_floor: float = 0.0, options: PairOptions | None = None, noise_offset: float = 0.0):
         super().__init__()
         self.pipe, self.snr_gamma, self.snr_floor, self.opts = pipe, snr_gamma, snr_floor, options or PairOptions()
         # registered here so that DDP/FSDP/DeepSpeed wrap every network the step runs
@@ -63,7 +63,7 @@ class DiffPortrait3DStage(Stage):
         self.view_modules, self.vae, self.prompt_embedding = pipe.view_modules, pipe.vae, pipe.prompt_embedding
         self.latent_vae = pipe.vae
         self.views = views if self.grouped else 1
-        self.noiser = Noiser(pipe.alphas_cumprod)
+        self.noiser = Noiser(pipe.alphas_cumprod, offset=noise_offset)
         self.resolution = pipe.image_size
         freeze(pipe.vae, pipe.unet, pipe.reference_unet, pipe.controlnet, pipe.view_modules, pipe.prompt_embedding)
         self.trained().requires_grad_(True)
@@ -77,7 +77,7 @@ class DiffPortrait3DStage(Stage):
         from ...pipeline.loading import load_pipeline
 
         return cls(load_pipeline(cfg.model, device="cpu"), views=cfg.views, gradient_checkpointing=cfg.gradient_checkpointing,
-                   snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, options=cls.options(cfg.options))
+                   snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, options=cls.options(cfg.options), noise_offset=cfg.noise_offset)
 
     def dataset(self, cfg):
         # stage 1 has no view control: condition images for it would be wasted time
