@@ -184,7 +184,7 @@ def test_whole_runs(model, vec, name):
     cond = ViewConditions(vec["context_single"], vec["ref_latent_single"], vec["hint"], 3.0)
     final = denoise(lambda x, t: grouped_eps(nets, x, t, cond, group_size=x.shape[0]), run["x_T"], sched, eta=eta, step_noise=noise)
     rel = maxabs(final, run["final"]) / run["final"].std().item()
-    assert rel < (1e-3 if len(sched.timesteps) <= 4 else 1e-2), rel
+    assert rel < 1e-4, rel  # measured 1.4e-5 (4 steps) to 2.4e-5 (50), as through the pipeline (test_converted_release.py)
 
 
 def test_full_size_layout_converts_completely():

@@ -26,12 +26,20 @@ class HeldoutSubject:
         self.light = tuple(frame["light"])
         self.angles = np.array(frame["cameras"])  # (views, 2) yaw, pitch in degrees; [0] is the reference
         self.labels = camera_labels(self.angles[:, 0], self.angles[:, 1])
+        self._renders = {}  # render-and-compare asks for the same grid of cameras for every view it scores
         self.images = torch.stack([self.render(y, p) for y, p in self.angles])  # (views, 3, res, res) in [-1, 1]
 
     def render(self, yaw: float, pitch: float = 0.0, scene=None) -> torch.Tensor:
-        """This subject (or `scene`, in this subject's light) at a camera, (3, res, res) in [-1, 1]."""
+        """This subject (or `scene`, in this subject's light) at a camera, (3, res, res) in [-1, 1]; the
+        subject's own renders are kept (a copy is returned)."""
+        key = (float(yaw), float(pitch))
+        if scene is None and key in self._renders:
+            return self._renders[key].clone()
         label = camera_labels([yaw], [pitch])[0]
-        return image_to_tensor(render_scene(scene or self.scene, label, self.res, light=self.light).pil())
+        image = image_to_tensor(render_scene(scene or self.scene, label, self.res, light=self.light).pil())
+        if scene is None:
+            self._renders[key] = image.clone()
+        return image
 
 
 def generate_views(pipe, subject: HeldoutSubject, angles, steps: int, condition_seed: int = 0, proxy="auto",
