@@ -80,14 +80,18 @@ def eval_loss(stage, data, seeds=8):
         return sum(stage({**data, "seed": torch.arange(n) + 100 * s})[0].item() for s in range(seeds)) / seeds
 
 
-@pytest.mark.parametrize("name, lr, ratio", [("base", 1e-3, 0.5), ("view", 3e-3, 0.75)])
+@pytest.mark.parametrize("name, lr, ratio", [("vae", 1e-3, 0.4), ("base", 1e-3, 0.5), ("view", 3e-3, 0.75), ("consistency", 3e-3, 0.8)])
 def test_loss_decreases_on_a_fixed_set(tiny_pipe, tmp_path, name, lr, ratio):
-    """Measured: base 1.13 -> 0.23 and view 1.12 -> 0.62 after 30 steps (fixed noise seeds)."""
+    """Loss on 4 fixed samples (fixed noise seeds) after 30 steps on them. Measured: vae 0.727 -> 0.159,
+    base 1.080 -> 0.303, view 1.089 -> 0.582, consistency 1.086 -> 0.631. The reference stage moves it
+    by 3% only (1.089 -> 1.061, the read path of a random tiny backbone): its learning is checked by the
+    validation gap instead (test_validation.py::test_training_logs_validation_and_the_reference_gap_grows)."""
     stage = make_stage(name, tiny_pipe)
     data = torch.utils.data.default_collate([ToySet()[i] for i in range(4)])
     before = eval_loss(stage, data)
     train(cfg(tmp_path, name, max_steps=30, batch_size=4, save_every=100, lr=lr), stage, ToySet(), progress=False)
     after = eval_loss(stage, data)
+    print(f"{name}: {before:.4f} -> {after:.4f} ({after / before:.2f})")
     assert after < ratio * before, (before, after)
 
 
