@@ -51,13 +51,48 @@ def test_alignment_undoes_roll_and_frames_like_eg3d():
     assert box.width() / 256 == pytest.approx(0.63, abs=0.05)  # EG3D renders: 0.63 (measured here 0.629)
 
 
-def test_no_face_is_a_clear_error():
+def test_no_face_is_a_clear_error_when_alignment_is_asked_for():
+    blank = Image.new("RGB", (200, 150), (128, 128, 128))
     with pytest.raises(UserError, match="no face found in blank.png.*pass --crop none"):
-        crop_face(Image.new("RGB", (200, 200), (128, 128, 128)), "auto", name="blank.png")
+        crop_face(blank, "align", name="blank.png")
+    used = crop_face(blank, "auto", name="blank.png")  # the default uses it as it is, and says so
+    assert used.image.size == (150, 150) and used.label is None
+    assert used.note == "blank.png: centre-cropped to 150x150 (no face found; --crop align requires one)"
     with pytest.raises(UserError, match="--crop must be one of"):
         crop_face(Image.new("RGB", (20, 20)), "sideways")
     photo = Image.new("RGB", (8, 8))
     assert crop_face(photo, "none").image is photo and crop_face(photo, "none").label is None
+
+
+def test_default_crop_passes_aligned_squares_through_and_aligns_other_photos():
+    """auto: an EG3D-framed square (an aligned photo, a procedural head rendered at an EG3D camera, a 64-px
+    head of the miniature world) is the very same image, camera unknown as with none; a photo is aligned."""
+    photo = Image.fromarray(astronaut())
+    aligned = align_portrait(photo, 256)
+    head = render_scene(build_scene(Identity.sample(7), Expression()), camera_label(20, 0), 256).pil()
+    small = render_scene(build_scene(Identity.sample(3), Expression()), camera_label(-30, 0), 64).pil()
+    for img, why in ((aligned.image, "already aligned"), (head, "already aligned"), (small, "under 128 px")):
+        got = crop_face(img, name="x.png")
+        assert got.image is img and got.label is None and got.note.startswith(f"x.png: used as is ({why}"), got.note
+    done = crop_face(photo, name="astronaut.png")  # the whole photo: the face is a quarter of it
+    assert done.note.startswith("astronaut.png: aligned: face found, yaw ")
+    assert np.array_equal(np.asarray(done.image), np.asarray(align_portrait(photo, 512).image))
+    assert np.array_equal(done.label, aligned.label)
+    # a 4:3 photo of the same face is aligned to the same crop: not squashed, not framed differently
+    wide = Image.fromarray(np.pad(astronaut(), ((0, 0), (85, 85), (0, 0)), mode="edge"))
+    assert abs(np.asarray(crop_face(wide).image, float) - np.asarray(done.image, float)).mean() < 1  # measured 0.0
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_a_photo_turned_without_an_exif_tag_is_still_aligned_upright(turn):
+    """A face on its side or upside down (a photo turned by an editor that dropped the tag): found in the
+    turned image, and its crop and camera are the upright photo's."""
+    photo = Image.fromarray(astronaut())
+    upright = align_portrait(photo, 256)
+    got = align_portrait(photo.rotate(turn, expand=True), 256)
+    assert got.alignment.turned == (360 - turn) % 360 and f"turned {got.alignment.turned} degrees" in got.note
+    assert np.abs(np.asarray(got.image, float) - np.asarray(upright.image, float)).mean() < 1  # measured 0.01-0.02
+    assert abs(label_to_angles(got.label)[0] - label_to_angles(upright.label)[0]) < 1.0
 
 
 def test_camera_from_pose_inverts_pose_of_label():
@@ -153,4 +188,3 @@ def test_crop_none_centre_crops_instead_of_stretching():
     rows, cols = x.any(1).nonzero(), x.any(0).nonzero()
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
     assert abs(int(height) - int(width)) <= 1  # stretched to 64x64 it would be 4:3
-

@@ -28,7 +28,7 @@ def test_render_is_the_pipeline_call_with_the_settings(tiny_pipe, reference):
     """Every sampler setting reaches the pipeline: the views equal a direct call with the same options."""
     result = render(SETTINGS, [reference], pipe=tiny_pipe)
     conds, labels = make_conditions(SETTINGS, tiny_pipe.image_size)
-    # a 40x48 photo: the app centre-crops it to a square (crop none), it is never stretched
+    # a 40x48 photo: the app centre-crops it to a square (too small to align), it is never stretched
     direct = tiny_pipe(centre_square(Image.open(reference)), conds, num_inference_steps=2, guidance_scale=2.0, eta=0.3, condition_labels=labels,
                        generator=torch.Generator().manual_seed(5), group_size=2).images
     assert len(result.views) == 3 and result.labels.shape == (3, 25)
@@ -85,7 +85,7 @@ def test_bad_references_are_user_errors(tiny_pipe, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (64, 64), (128, 128, 128)).save(blank)
     with pytest.raises(UserError, match="no face found"):
-        render(RenderSettings(**{**SETTINGS.__dict__, "crop": "auto"}), [blank], pipe=tiny_pipe)
+        render(RenderSettings(**{**SETTINGS.__dict__, "crop": "align"}), [blank], pipe=tiny_pipe)
 
 
 def test_web_page_limits_name_the_field_and_old_results_are_pruned(tmp_path, monkeypatch):

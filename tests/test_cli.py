@@ -46,6 +46,22 @@ def test_render_video_and_folder(tiny_model_dir, files, capsys):
     assert not [p for p in files.iterdir() if ".part" in p.name]  # nothing half-written
 
 
+def test_render_says_how_it_cropped_the_photo(tiny_model_dir, files, tmp_path, capsys):
+    """The default --crop auto: a photo is aligned, an aligned square is used as is; one line says which."""
+    pytest.importorskip("dlib")
+    from diffportrait3d.faces.crop import align_portrait
+    from metrics_helpers import astronaut
+
+    photo, aligned = tmp_path / "astronaut.png", tmp_path / "aligned.png"
+    Image.fromarray(astronaut()).save(photo)
+    align_portrait(Image.open(photo), 256).image.save(aligned)
+    for image, line in ((photo, f"{photo}: aligned: face found, yaw -2°, pitch +4°"),
+                        (aligned, f"{aligned}: used as is (already aligned"), (files / "ref.png", "ref.png: used as is (under 128 px")):
+        assert main(["render", str(image), "--model", str(tiny_model_dir), "--conditions", str(files / "conds"),
+                     "-o", str(tmp_path / f"out_{image.stem}"), "--steps", "1"]) == 0
+        assert line in capsys.readouterr().err
+
+
 def test_render_with_overlapping_windows_anchors_and_a_loop(tiny_model_dir, files):
     out = files / "loop"
     assert main(["render", str(files / "ref.png"), "--model", str(tiny_model_dir), "--conditions", str(files / "conds"),

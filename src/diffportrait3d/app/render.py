@@ -95,7 +95,7 @@ def check_proxy_folder(s: RenderSettings, conditions: Path) -> None:
                         "(in file-name order)")
 
 
-def load_references(references, crop: str = "none") -> list:
+def load_references(references, crop: str = "auto") -> list:
     """Paths or PIL images -> faces.crop.AlignedPortrait (.image RGB, .label the estimated EG3D camera or
     None), cropped as `crop` says; a UserError names a bad one."""
     from ..faces.crop import crop_face
@@ -142,7 +142,7 @@ def sample(pipe, s: RenderSettings, references, conditions, labels=None, progres
 
 
 def render(settings: RenderSettings, references, output=None, files=None, *, pipe=None, progress: Progress | None = None,
-           truth=None, lift=None) -> RenderResult:
+           truth=None, lift=None, say=None) -> RenderResult:
     """Render one view per camera of `settings` from `references` (paths or PIL images of one person).
 
     output: None (nothing written), OUT.mp4 / OUT.gif (that video), or a folder receiving `files`
@@ -151,11 +151,14 @@ def render(settings: RenderSettings, references, output=None, files=None, *, pip
     truth: ground-truth views, shown as a last contact-sheet row (the demo's synthetic head).
     lift: an app.lift.LiftSettings: after the files, fit 3D Gaussians to the views and write head.ply +
     head.glb into the folder (OUT.ply + OUT.glb beside a video); needs an output and known cameras.
+    say: receives one line per reference saying how it was cropped (faces/crop.py), before the model runs.
     """
     report = progress or (lambda done, total, what: None)
     check(settings, output, files, lift)
     report(0, 1, "reading the reference")
     aligned = load_references(references, settings.crop)
+    for a in aligned:
+        (say or (lambda line: None))(a.note)
     refs = [a.image for a in aligned]
     if pipe is None:
         report(0, 1, "loading the model")

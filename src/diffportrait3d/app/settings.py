@@ -30,7 +30,7 @@ class RenderSettings:
     device: str = "auto"         # auto, cpu, cuda, cuda:1, ...
     dtype: str = "fp32"          # fp32 | fp16 | bf16
     # reference images
-    crop: str = "none"           # none (as given) | auto (EG3D alignment; its estimated camera feeds the 3D-aware noise)
+    crop: str = "auto"           # auto (aligned squares as given, other photos aligned) | align | none (faces/crop.py)
     # cameras: condition images rendered along a path, or read from a folder / video
     conditions: str = "render"   # render | a folder of images | a video
     path: str = "orbit"          # orbit | nod | spiral | bounce | FILE.json

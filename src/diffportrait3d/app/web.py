@@ -67,12 +67,12 @@ class WebRenderer:
         return s
 
     def reference(self, upload, crop: str):
-        """The uploaded image as the model sees it (cropped, at the model's size)."""
+        """The uploaded image as the model sees it (cropped, at the model's size) and the line saying how it was cropped."""
         if not upload:
             raise UserError("upload a portrait image (or pick a sample) first")
-        ref = load_references([upload], crop)[0].image
+        ref = load_references([upload], crop)[0]
         size = self.pipe.image_size
-        return ref.resize((size, size))
+        return ref.image.resize((size, size)), page_message(ref.note.replace(str(upload), "the portrait"))
 
     def preview(self, s: RenderSettings):
         conds, _ = make_conditions(s, min(self.pipe.image_size, PREVIEW_SIZE))
@@ -145,7 +145,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
         if not upload:
             return None, ""
         try:
-            return web.reference(upload, crop), ""
+            return web.reference(upload, crop)
         except UserError as e:
             return None, f"**Error:** {page_message(e)}"
 

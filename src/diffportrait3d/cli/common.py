@@ -70,8 +70,11 @@ def add_view_plan_args(p):
 
 
 def add_crop_arg(p):
-    p.add_argument("--crop", default="none", choices=CHOICES["crop"],
-                   help="auto: align the face like EG3D's crops (dlib landmarks) and use its estimated camera for the 3D-aware noise")
+    p.add_argument("--crop", default=RenderSettings.crop, choices=CHOICES["crop"],
+                   help="auto (default): an image that is already an EG3D-framed square (or under 128 px, or without a "
+                        "findable face) is used as is, any other photo is aligned like EG3D's crops (dlib landmarks) and "
+                        "its estimated camera feeds the 3D-aware noise; align: always align; none: never (a non-square "
+                        "image is centre-cropped, never stretched). One line says what was done")
 
 
 def add_fps_arg(p):
@@ -87,6 +90,11 @@ def add_camera_args(p):
     p.add_argument("--path", default="orbit", help="orbit, nod, spiral, bounce, or a JSON file of angles or 25-float EG3D labels")
     p.add_argument("--condition-seed", type=number(0, MAX_SEED), default=0, dest="condition_seed",
                    help="identity drawn by the built-in renderer")
+
+
+def say(line: str) -> None:
+    """A one-line note for the user (stderr: stdout stays the command's result)."""
+    print(line, file=sys.stderr)
 
 
 def note_if_mini_on_photo(model: str, images) -> None:

@@ -5,7 +5,7 @@ photos need the full-size model (Stable Diffusion 1.5 + trained or the authors' 
 OUT gets turntable.mp4, turntable.gif and contact_sheet.png (replaced if there); other files in it are kept.
 """
 
-from .common import add_camera_args, add_crop_arg, add_model_args, add_sampling_args, note_if_mini_on_photo, settings_from_args
+from .common import add_camera_args, add_crop_arg, add_model_args, add_sampling_args, note_if_mini_on_photo, say, settings_from_args
 
 DEMO_CONDITION = 7       # the proxy identity whose renders carry the cameras
 OUTPUTS = ("turntable.mp4", "turntable.gif", "contact_sheet.png")
@@ -44,6 +44,6 @@ def run(args):
         reference = sample_reference(0, size)
         cameras = make_trajectory(settings.yaw, settings.pitch, settings.views or DEFAULT_VIEWS, settings.path)
         truth = sample_truth(cameras.labels, size)
-    result = render(settings, [reference], args.output, OUTPUTS, pipe=pipe, truth=truth)
+    result = render(settings, [reference], args.output, OUTPUTS, pipe=pipe, truth=truth, say=say)
     print("rows of contact_sheet.png: reference | condition (cameras) | generated" + (" | ground truth" if truth else ""))
     print(f"wrote {', '.join(str(p) for p in result.files.values())} in {time.perf_counter() - t0:.1f} s")

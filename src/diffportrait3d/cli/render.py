@@ -1,6 +1,6 @@
 """`dp3d render`: novel views of a portrait, written as a video or a folder of PNGs."""
 
-from .common import (add_camera_args, add_crop_arg, add_fps_arg, add_model_args, add_sampling_args, note_if_mini_on_photo,
+from .common import (add_camera_args, add_crop_arg, add_fps_arg, add_model_args, add_sampling_args, note_if_mini_on_photo, say,
                      settings_from_args)
 
 
@@ -39,7 +39,7 @@ def run(args):
     lift = LiftSettings() if args.lift else None
     check(settings, args.output, lift=lift)  # before the note, so a bad option is the only line printed
     note_if_mini_on_photo(args.model, args.references)
-    result = render(settings, args.references, args.output, lift=lift)
+    result = render(settings, args.references, args.output, lift=lift, say=say)
     print(f"wrote {len(result.views)} views to {args.output}")
     if result.lift is not None:
         print(summary(result.lift))

@@ -38,6 +38,7 @@ CROP_UNITS = 700 / 300  # side of EG3D's crop in face units
 class Alignment:
     quad: np.ndarray  # (4, 2) source pixels of the crop's corners: top-left, bottom-left, bottom-right, top-right
     landmarks: np.ndarray  # (68, 2) in the source image, as dlib finds them (for the head pose)
+    turned: int = 0  # degrees (counter-clockwise) the image was turned for dlib to find the face
 
     @property
     def side(self) -> float:
@@ -118,15 +119,41 @@ def align_landmarks(landmarks: np.ndarray, pose_landmarks: np.ndarray | None = N
 
 
 def align_face(img: Image.Image, name: str = "the image") -> Alignment:
-    """Detect the face (dlib HOG, then the CNN detector for profiles) and align it."""
-    from .dlib_models import dlib_faces, face_landmarks
-
+    """Detect the face and align it. dlib's HOG detector first, in the image as it is and turned by 90, 270
+    and 180 degrees (a photo turned without an EXIF tag: HOG finds only upright faces, so a hit is the
+    right way up), then the CNN detector in the image as it is (profiles; it also fires on faces lying on
+    their side, where the landmark regressor fails, hence last)."""
     arr = np.asarray(img.convert("RGB"))
-    lm = face_landmarks(arr)
-    if lm is None:
+    for quarters in (0, 1, 3, 2):
+        turned = _align_array(np.ascontiguousarray(np.rot90(arr, quarters)), cnn=False)
+        if turned is not None:
+            if quarters == 0:
+                return turned
+            return Alignment(_unturn(turned.quad, quarters, arr.shape), _unturn(turned.landmarks, quarters, arr.shape),
+                             90 * quarters)
+    al = _align_array(arr, cnn=True)
+    if al is None:
         raise UserError(f"no face found in {name}: it needs a visible face with eyes and mouth "
                         f"(dlib misses profiles beyond about 60 degrees)")
+    return al
+
+
+def _align_array(arr: np.ndarray, cnn: bool) -> Alignment | None:
+    from .dlib_models import dlib_faces, face_landmarks
+
+    lm = face_landmarks(arr, cnn)
+    if lm is None:
+        return None
     (lx, ly), (rx, ry) = lm[36:42].mean(0), lm[42:48].mean(0)
     upright = abs(math.degrees(math.atan2(ry - ly, rx - lx))) <= 10
     # the crop from landmarks re-fitted in a box of the face's own extent: repeatable (idempotent)
     return align_landmarks(dlib_faces().refine(arr, lm) if upright else lm, lm)
+
+
+def _unturn(points: np.ndarray, quarters: int, shape) -> np.ndarray:
+    """Pixel coordinates in np.rot90(image, quarters) -> in the image of `shape` (h, w, ...)."""
+    p = np.asarray(points, float)
+    for step in range(quarters, 0, -1):  # undo one counter-clockwise quarter turn at a time
+        width = shape[1] if (step - 1) % 2 == 0 else shape[0]  # of np.rot90(image, step - 1)
+        p = np.stack([width - 1 - p[:, 1], p[:, 0]], axis=-1)
+    return p

@@ -151,14 +151,14 @@ def dlib_faces() -> DlibFaces:
     return DlibFaces()
 
 
-def face_landmarks(image: np.ndarray) -> np.ndarray | None:
-    """(68, 2) landmarks of the most confident face, HOG then CNN detector; None when there is none.
+def face_landmarks(image: np.ndarray, cnn: bool = True) -> np.ndarray | None:
+    """(68, 2) landmarks of the most confident face, HOG then (cnn) the CNN detector; None when there is none.
 
     Raises a UserError naming the extra to install when dlib or its models are missing.
     """
     from ..errors import UserError
 
     try:
-        return dlib_faces().landmarks(image, cnn=True)
+        return dlib_faces().landmarks(image, cnn=cnn)
     except MetricUnavailable as e:
         raise UserError(f"face alignment needs dlib and its models: {e.reason}") from None
