@@ -55,7 +55,7 @@ def _at_camera(other: HeldoutSubject, subject: HeldoutSubject) -> HeldoutSubject
     return o
 
 
-NOISE_MEAN = {"noise_mean": "keep"}  # --noise-mean, for every generated view
+NOISE_MEAN = {"noise_mean": None}  # --noise-mean, for every generated view (None: the model's default)
 
 
 def generate(pipe, subject, angles, steps, **kw):
@@ -83,7 +83,7 @@ def main():
     ap.add_argument("--orbit-views", default=None, help="view plan of the orbit, e.g. groups (default: the pipeline's)")
     ap.add_argument("--orbit-only", action="store_true", help="measure the orbit (and the VAE) only, not the targets")
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
-    ap.add_argument("--noise-mean", default="keep", choices=NOISE_MEANS, help="the pipeline's noise_mean (README: Sampling)")
+    ap.add_argument("--noise-mean", default=None, choices=NOISE_MEANS, help="the pipeline's noise_mean (default: the model's)")
     a = ap.parse_args()
     NOISE_MEAN["noise_mean"] = a.noise_mean
     torch.set_num_threads(a.threads)

@@ -30,12 +30,15 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/diffportrait3d/weights/mini"))
     ap.add_argument("--strip-paths-only", action="store_true", help="only remove machine paths from MODEL's configs")
+    ap.add_argument("--noise-mean", default="remove", choices=("keep", "remove"),
+                    help="the shipped model's sampling default (docs/miniature.md, take five: remove on 16x16 latents)")
     a = ap.parse_args()
     if a.strip_paths_only:
         return strip_machine_paths(Path(a.model))
     torch.set_num_threads(1)
     pipe = DiffPortrait3DPipeline.from_pretrained(a.model)
     with atomic_folder(a.out) as tmp:
+        pipe.register_to_config(noise_mean=a.noise_mean)
         pipe.to(torch.float16).save_pretrained(tmp)
         strip_machine_paths(Path(tmp))
         for extra in ("recipe_log.tsv",):
@@ -47,7 +50,7 @@ def main():
     half = DiffPortrait3DPipeline.from_pretrained(a.out, dtype=torch.float32)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     ref, conds = torch.zeros(1, 3, 64, 64), torch.zeros(4, 3, 64, 64)
-    a32 = full(ref, conds, num_inference_steps=4, generator=g(), output_type="pt").images
+    a32 = full(ref, conds, num_inference_steps=4, generator=g(), output_type="pt", noise_mean=a.noise_mean).images
     a16 = half(ref, conds, num_inference_steps=4, generator=g(), output_type="pt").images
     size = sum(f.stat().st_size for f in Path(a.out).rglob("*") if f.is_file())
     print(f"wrote {a.out}: {size / 2**20:.1f} MiB; fp16 storage changes a 4-step render by max {(a32 - a16).abs().max():.4f} (images in [0, 1])")

@@ -94,15 +94,17 @@ def test_orbit_consistency_background_and_ablations(pipe, subjects):
             drift.append(border_colour(gen).std(0).mean().item())
         stats[name] = (float(np.mean(flicker)), float(np.mean(drift)))
     print("flicker ratio, background drift (0-255): " + ", ".join(f"{k} {f:.3f} {d:.1f}" for k, (f, d) in stats.items()))
-    # shipped model, measured: model 2.08 / 15.4, modules off 2.13 / 15.7, Gaussian noise 2.26 / 16.9
-    assert stats["model"][0] < 2.6 and stats["model"][1] < 17.5
+    # take six (shipped), measured: model 1.279 / 6.7, modules off 1.299 / 6.7, Gaussian noise 1.385 / 6.7 (take
+    # three: 2.08 / 15.4, 2.13 / 15.7, 2.26 / 16.9). With mean-free noise, its default, the background no longer
+    # follows the initial noise, so the drift is the same for all three; the 3D-aware noise still steadies the views
+    assert stats["model"][0] < 1.6 and stats["model"][1] < 8.5
     assert stats["model"][0] < stats["modules off"][0]
-    assert stats["model"][0] < stats["gaussian noise"][0] - 0.1 and stats["model"][1] < stats["gaussian noise"][1]
+    assert stats["model"][0] < stats["gaussian noise"][0] - 0.05
 
 
 def test_long_orbits_default_noise_prior_steadies_the_views(pipe, subjects):
     """16 views = 2 groups: the default plan (shifted groups, noise correlated by camera angle) against
-    the release's independent groups, same seeds: far less flicker and drift, no loss of accuracy."""
+    the release's independent groups, same seeds: less flicker, background as steady, little loss of accuracy."""
     from diffportrait3d.pipeline.view_windows import DEFAULT
 
     yaws = np.linspace(-40, 40, 16)
@@ -119,8 +121,9 @@ def test_long_orbits_default_noise_prior_steadies_the_views(pipe, subjects):
         stats[plan] = [float(np.mean(x)) for x in (flicker, drift, acc)]
     print("flicker ratio, background drift, SSIM: " + ", ".join(f"{k} {f:.3f} {d:.1f} {a:.3f}" for k, (f, d, a) in stats.items()))
     (f, d, a), (f0, d0, a0) = stats[DEFAULT], stats["groups"]
-    # shipped model, measured: default 1.277 / 9.1 / 0.666, groups 3.693 / 15.1 / 0.694 (steadier for 0.03 SSIM)
-    assert f < 0.6 * f0 and d < d0 - 2 and a > a0 - 0.05
+    # take six (shipped), measured: default 1.146 / 7.9 / 0.734, groups 1.745 / 7.3 / 0.741; its mean-free noise
+    # already steadies the background of independent groups (take three: default 1.277 / 9.1, groups 3.693 / 15.1)
+    assert f < 0.75 * f0 and d < d0 + 1.5 and a > a0 - 0.03
 
 
 def test_demo_writes_turntable_and_contact_sheet(tmp_path, capsys):
@@ -136,16 +139,21 @@ def test_demo_writes_turntable_and_contact_sheet(tmp_path, capsys):
 
 
 def test_mean_free_noise_lets_the_reference_set_the_colours(pipe, subjects):
-    """Reconstruction (4 independent draws at the reference's own camera): with noise_mean="remove" the
-    draws agree more with each other and with the truth's background (the noise's spatial mean no
-    longer sets each view's colour; pipeline/noise_mean.py)."""
+    """Reconstruction (4 independent draws at the reference's own camera, random reference cameras): with
+    noise_mean="remove", the shipped model's default, the draws agree more with each other and with the
+    truth's background (the noise's spatial mean no longer sets each view's colour; pipeline/noise_mean.py);
+    and the default's own spread, colour errors and SSIM stay where take six put them."""
     from diffportrait3d.metrics.heldout import draws_at
 
     stats = {}
     for mean in ("keep", "remove"):
         rs = [draws_at(pipe, s, tuple(s.angles[0]), STEPS, noise_mean=mean) for s in subjects[:2]]
         stats[mean] = (np.mean([r["spread"] for r in rs]), np.mean([r["background_error"] for r in rs]),
-                       np.mean([np.mean(r["ssim"]) for r in rs]))
-    print("spread, background error, SSIM: " + ", ".join(f"{k} {a:.1f} {b:.1f} {c:.3f}" for k, (a, b, c) in stats.items()))
-    (s0, b0, q0), (s1, b1, q1) = stats["keep"], stats["remove"]
-    assert s1 < s0 - 1.5 and b1 < b0 - 1.0 and q1 > q0 - 0.01  # measured: keep 13.8 9.8 0.548, remove 9.3 2.7 0.558
+                       np.mean([np.mean(r["ssim"]) for r in rs]), np.mean([r["face_error"] for r in rs]))
+    print("spread, background error, SSIM, face error: " + ", ".join(f"{k} {a:.1f} {b:.1f} {c:.3f} {d:.1f}"
+                                                                   for k, (a, b, c, d) in stats.items()))
+    (s0, b0, q0, _), (s1, b1, q1, f1) = stats["keep"], stats["remove"]
+    # take six, measured: keep 12.2 6.3 0.589, remove 7.9 2.1 0.595, face error 6.6 (take three: keep 13.8 9.8 0.548, remove 9.3 2.7 0.558)
+    assert s1 < s0 - 1.5 and b1 < b0 - 1.0 and q1 > q0 - 0.01
+    assert pipe.config.noise_mean == "remove"  # the shipped default
+    assert s1 < 9.5 and b1 < 4.0 and q1 > 0.57 and f1 < 8.5

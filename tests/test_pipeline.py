@@ -185,3 +185,22 @@ def test_noise_mean_remove_is_the_release_run_with_mean_free_draws(tiny_pipe):
     assert torch.equal(kept, run(tiny_pipe, n=n, num_inference_steps=steps, output_type="latent", noise_mean="keep").images)
     with pytest.raises(UserError, match="noise_mean"):
         run(tiny_pipe, noise_mean="zero")
+
+
+def test_a_model_folder_names_its_noise_mean_default(tiny_pipe, tmp_path):
+    """model_index.json's noise_mean is the folder's default (the shipped mini says remove); an argument
+    overrides it; a folder without it keeps the release's noise."""
+    from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
+
+    assert tiny_pipe.config.noise_mean == "keep"
+    tiny_pipe.register_to_config(noise_mean="remove")
+    try:
+        tiny_pipe.save_pretrained(tmp_path / "m")
+    finally:
+        tiny_pipe.register_to_config(noise_mean="keep")
+    loaded = DiffPortrait3DPipeline.from_pretrained(tmp_path / "m")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.noise_mean == "remove"
+    default = run(loaded, num_inference_steps=2, output_type="latent").images
+    assert torch.equal(default, run(loaded, num_inference_steps=2, output_type="latent", noise_mean="remove").images)
+    assert not torch.equal(default, run(loaded, num_inference_steps=2, output_type="latent", noise_mean="keep").images)

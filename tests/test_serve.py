@@ -101,6 +101,8 @@ def test_page_renders_in_a_browser_and_shows_bad_uploads(server, files, tmp_path
         upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]")))
         upload.send_keys(str(files / "head.png"))
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#preview img")))  # the condition preview
+        # what was done to the upload, in the page's words (a 64-px head: too small to align, used as is)
+        wait.until(EC.text_to_be_present_in_element((By.ID, "crop-note"), "the portrait: used as is (under 128 px"))
         driver.find_element(By.CSS_SELECTOR, "#render").click()
         video = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#turntable video[src]")))
         wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Rendered 4 views"))

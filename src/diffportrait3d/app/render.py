@@ -151,20 +151,20 @@ def render(settings: RenderSettings, references, output=None, files=None, *, pip
     truth: ground-truth views, shown as a last contact-sheet row (the demo's synthetic head).
     lift: an app.lift.LiftSettings: after the files, fit 3D Gaussians to the views and write head.ply +
     head.glb into the folder (OUT.ply + OUT.glb beside a video); needs an output and known cameras.
-    say: receives one line per reference saying how it was cropped (faces/crop.py), before the model runs.
+    say: receives one line per reference saying how it was cropped (faces/crop.py), before sampling.
     """
     report = progress or (lambda done, total, what: None)
     check(settings, output, files, lift)
     report(0, 1, "reading the reference")
     aligned = load_references(references, settings.crop)
-    for a in aligned:
-        (say or (lambda line: None))(a.note)
     refs = [a.image for a in aligned]
     if pipe is None:
         report(0, 1, "loading the model")
         pipe = load_model(settings)
     report(0, 1, "drawing the cameras")
     conds, labels = make_conditions(settings, pipe.image_size)
+    for a in aligned:  # once nothing else can fail on bad input: an error stays the only line
+        (say or (lambda line: None))(a.note)
     views = sample(pipe, settings, refs, conds, labels, progress, reference_label=aligned[0].label)
     result = RenderResult(refs, conds, labels, views)
     if output is not None:

@@ -45,7 +45,8 @@ class RenderSettings:
     guidance: float = 3.0
     eta: float = 0.5
     seed: int = 0
-    noise_mean: str = "keep"     # keep (the release) | remove: the noise's spatial mean no longer sets each view's colour
+    noise_mean: str | None = None  # None: the model's (mini: remove) | keep (the release) | remove: the noise's
+    #                                spatial mean no longer sets each view's colour (pipeline/noise_mean.py)
     group: int = 8               # views denoised together by the view modules
     # view plan beyond one group (pipeline/view_windows.py); all None: the pipeline's default
     group_mode: str | None = None  # shifted | windows | groups, +anchors, +camera[=C] | +progressive[=C] | +mixed[=C] | +freenoise
@@ -61,7 +62,7 @@ def check_settings(s: RenderSettings) -> None:
     from ..errors import UserError
 
     for field, allowed in CHOICES.items():
-        if getattr(s, field) not in allowed:
+        if getattr(s, field) not in allowed and not (field == "noise_mean" and s.noise_mean is None):  # None: the model's
             raise UserError(f"--{field.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(s, field)!r}")
     for arg, value, lo, hi, integer in (("--views", s.views, 1, MAX_VIEWS, True), ("--condition-seed", s.condition_seed, 0, MAX_SEED, True),
                                         ("--steps", s.steps, 1, MAX_STEPS, True), ("--guidance", s.guidance, 0, MAX_GUIDANCE, False),

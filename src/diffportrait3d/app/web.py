@@ -141,13 +141,13 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
         return web.settings(crop=crop, path=path, yaw=f"{yaw0:g}:{yaw1:g}", pitch=f"{pitch0:g}:{pitch1:g}", views=int(views),
                             condition_seed=int(condition_seed), **extra)
 
-    def show_reference(upload, crop):
+    def show_reference(upload, crop):  # -> reference image, what was done to it, status
         if not upload:
-            return None, ""
+            return None, "", ""
         try:
-            return web.reference(upload, crop)
+            return *web.reference(upload, crop), ""
         except UserError as e:
-            return None, f"**Error:** {page_message(e)}"
+            return None, "", f"**Error:** {page_message(e)}"
 
     def show_preview(*camera):
         try:
@@ -188,6 +188,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
                 choice = {f: gr.Radio(list(offered), value=getattr(base, f) if getattr(base, f) in offered else offered[0], label=f)
                           for f, offered in WEB_CHOICES.items()}
                 reference = gr.Image(label="Reference as the model sees it", interactive=False, height=160)
+                crop_note = gr.Markdown(elem_id="crop-note")
                 with gr.Group():
                     path = gr.Radio(list(PATHS), value=base.path if base.path in PATHS else "orbit", label="Camera path")
                     yaw0 = gr.Slider(-90, 90, value=-40, step=1, label="Yaw from (degrees)")
@@ -214,7 +215,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
                                      file_count="multiple", elem_id="head-files")
         camera = [path, yaw0, yaw1, pitch0, pitch1, views, condition_seed]
         for c in (upload, choice["crop"]):
-            c.change(show_reference, [upload, choice["crop"]], [reference, status], concurrency_limit=4, api_visibility="private")
+            c.change(show_reference, [upload, choice["crop"]], [reference, crop_note, status], concurrency_limit=4, api_visibility="private")
         for c in camera:
             c.change(show_preview, camera, [preview, status], concurrency_limit=4, api_visibility="private")
         app.load(show_preview, camera, [preview, status], api_visibility="private")

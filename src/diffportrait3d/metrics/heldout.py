@@ -43,10 +43,10 @@ class HeldoutSubject:
 
 
 def generate_views(pipe, subject: HeldoutSubject, angles, steps: int, condition_seed: int = 0, proxy="auto",
-                   control: float = 1.0, modules: bool = True, seed: int = 0, views=None, noise_mean: str = "keep") -> torch.Tensor:
+                   control: float = 1.0, modules: bool = True, seed: int = 0, views=None, noise_mean: str | None = None) -> torch.Tensor:
     """Views of `subject` from its reference (camera 0) at `angles` (N, 2) yaw/pitch, (N, 3, H, W) in
     [-1, 1]; `control=0` turns the view ControlNet off, `modules=False` the view modules; `views`: the
-    pipeline's view plan (None: its default); `noise_mean`: the pipeline's (keep: the release)."""
+    pipeline's view plan (None: its default); `noise_mean`: the pipeline's (None: the model's default)."""
     from ..conditions.sources import render_conditions
 
     labels = camera_labels(angles[:, 0], angles[:, 1])

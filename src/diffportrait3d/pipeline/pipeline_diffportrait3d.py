@@ -41,11 +41,15 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "reference_unet->controlnet->unet->vae"
     _optional_components = ["noise_model"]
 
-    def __init__(self, vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, scheduler, noise_model=None):
+    def __init__(self, vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, scheduler, noise_model=None,
+                 noise_mean: str = "keep"):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, reference_unet=reference_unet, controlnet=controlnet,
                               view_modules=view_modules, prompt_embedding=prompt_embedding, scheduler=scheduler,
                               noise_model=noise_model)
+        # the model's own noise_mean default, saved in model_index.json: "keep" (the release) unless a model
+        # was made for "remove" (the miniature model: its 16x16 latents, docs/miniature.md)
+        self.register_to_config(noise_mean=noise_mean)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model):
             if m is not None:
@@ -132,7 +136,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
                  eta: float = 0.5, proxy_images="auto", generator: torch.Generator | None = None, output_type: str = "pil",
                  group_size: int = 8, mode: str | SamplingMode = "exact", sample_posterior: bool = False,
                  latents: torch.Tensor | None = None, step_noise=None, control_scale: float = 1.0, callback=None,
-                 condition_labels=None, reference_label=None, views=None, noise_mean: str = "keep", return_dict: bool = True):
+                 condition_labels=None, reference_label=None, views=None, noise_mean: str | None = None, return_dict: bool = True):
         """Render one view per condition image.
 
         reference_images: image / path / list of them / (R,3,H,W) tensor in [-1,1]; all references
@@ -150,11 +154,13 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             for the release's independent groups of `group_size`); None: view_windows.DEFAULT for
             more views than one group. Closed paths are detected from `condition_labels`.
         noise_mean: "keep" (the release) or "remove": every view's noise without its spatial mean, so
-            that the 3D-aware proxy, not the noise, sets the global colour (pipeline/noise_mean.py).
+            that the 3D-aware proxy, not the noise, sets the global colour (pipeline/noise_mean.py);
+            None: the model's default (`pipe.config.noise_mean`, "keep" unless the model folder says otherwise).
         """
         if output_type not in ("pil", "pt", "latent"):
             raise UserError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
         mode = self.sampling_mode(mode)
+        noise_mean = noise_mean or self.config.noise_mean
         if noise_mean not in NOISE_MEANS:
             raise UserError(f"noise_mean must be one of {', '.join(NOISE_MEANS)}, got {noise_mean!r}")
         steps = mode.steps if num_inference_steps is None else num_inference_steps
