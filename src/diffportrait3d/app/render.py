@@ -163,8 +163,8 @@ def render(settings: RenderSettings, references, output=None, files=None, *, pip
         pipe = load_model(settings)
     report(0, 1, "drawing the cameras")
     conds, labels = make_conditions(settings, pipe.image_size)
-    for a in aligned:  # once nothing else can fail on bad input: an error stays the only line
-        (say or (lambda line: None))(a.note)
+    for a in aligned if say else ():  # once nothing else can fail on bad input: an error stays the only line
+        say(a.note)
     views = sample(pipe, settings, refs, conds, labels, progress, reference_label=aligned[0].label)
     result = RenderResult(refs, conds, labels, views)
     if output is not None:

@@ -44,6 +44,7 @@ def run(args):
         reference = sample_reference(0, size)
         cameras = make_trajectory(settings.yaw, settings.pitch, settings.views or DEFAULT_VIEWS, settings.path)
         truth = sample_truth(cameras.labels, size)
-    result = render(settings, [reference], args.output, OUTPUTS, pipe=pipe, truth=truth, say=say)
+    result = render(settings, [reference], args.output, OUTPUTS, pipe=pipe, truth=truth,
+                    say=say if args.reference else None)  # the built-in sample needs no note
     print("rows of contact_sheet.png: reference | condition (cameras) | generated" + (" | ground truth" if truth else ""))
     print(f"wrote {', '.join(str(p) for p in result.files.values())} in {time.perf_counter() - t0:.1f} s")
