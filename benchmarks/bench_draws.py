@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from diffportrait3d.media import tensor_to_pil
 from diffportrait3d.metrics.heldout import HeldoutSubject, draws_at
 from diffportrait3d.pipeline.loading import load_pipeline
 from diffportrait3d.pipeline.noise_mean import NOISE_MEANS
@@ -38,16 +39,14 @@ def measure(pipe, subjects, steps: int, noise_mean: str) -> dict:
 
 def figure(blocks, scale: int = 2, gap: int = 12, title: int = 16) -> Image.Image:
     """Blocks side by side, each a title over rows of reference | draws (images in [-1, 1])."""
-    rows = [torch.cat(list(row), dim=-1) for row in blocks[0][1]]  # (3, H, W * 5) per subject
-    h, w = sum(r.shape[-2] for r in rows) * scale, rows[0].shape[-1] * scale
+    tiles = [tensor_to_pil(torch.cat([torch.cat(list(row), dim=-1) for row in images], dim=-2)) for _, images in blocks]
+    w, h = tiles[0].width * scale, tiles[0].height * scale
     sheet = Image.new("RGB", (len(blocks) * (w + gap) - gap, h + title), "white")
     draw = ImageDraw.Draw(sheet)
-    for b, (name, images) in enumerate(blocks):
+    for b, ((name, _), tile) in enumerate(zip(blocks, tiles)):
         x = b * (w + gap)
         draw.text((x + 2, 2), name, fill="black")
-        grid = torch.cat([torch.cat(list(row), dim=-1) for row in images], dim=-2)
-        pixels = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-        sheet.paste(Image.fromarray(pixels).resize((w, h), Image.NEAREST), (x, title))
+        sheet.paste(tile.resize((w, h), Image.NEAREST), (x, title))
     return sheet
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from diffportrait3d.atomic import atomic_folder
+from diffportrait3d.pipeline.noise_mean import NOISE_MEANS
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
 
 
@@ -30,7 +31,7 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/diffportrait3d/weights/mini"))
     ap.add_argument("--strip-paths-only", action="store_true", help="only remove machine paths from MODEL's configs")
-    ap.add_argument("--noise-mean", default="remove", choices=("keep", "remove"),
+    ap.add_argument("--noise-mean", default="remove", choices=NOISE_MEANS,
                     help="the shipped model's sampling default (docs/miniature.md, take five: remove on 16x16 latents)")
     a = ap.parse_args()
     if a.strip_paths_only:

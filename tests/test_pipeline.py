@@ -1,5 +1,7 @@
 """The pipeline end to end on the tiny preset: reproducibility, save/load, 3D-aware start, errors."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -190,8 +192,6 @@ def test_noise_mean_remove_is_the_release_run_with_mean_free_draws(tiny_pipe):
 def test_a_model_folder_names_its_noise_mean_default(tiny_pipe, tmp_path):
     """model_index.json's noise_mean is the folder's default (the shipped mini says remove); an argument
     overrides it; a folder without it keeps the release's noise."""
-    from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
-
     assert tiny_pipe.config.noise_mean == "keep"
     tiny_pipe.register_to_config(noise_mean="remove")
     try:
@@ -204,3 +204,6 @@ def test_a_model_folder_names_its_noise_mean_default(tiny_pipe, tmp_path):
     default = run(loaded, num_inference_steps=2, output_type="latent").images
     assert torch.equal(default, run(loaded, num_inference_steps=2, output_type="latent", noise_mean="remove").images)
     assert not torch.equal(default, run(loaded, num_inference_steps=2, output_type="latent", noise_mean="keep").images)
+    index = tmp_path / "m" / "model_index.json"  # a folder written before the field existed
+    index.write_text(json.dumps({k: v for k, v in json.loads(index.read_text()).items() if k != "noise_mean"}))
+    assert DiffPortrait3DPipeline.from_pretrained(tmp_path / "m").config.noise_mean == "keep"

@@ -125,11 +125,9 @@ def align_face(img: Image.Image, name: str = "the image") -> Alignment:
     their side, where the landmark regressor fails, hence last)."""
     arr = np.asarray(img.convert("RGB"))
     for quarters in (0, 1, 3, 2):
-        turned = _align_array(np.ascontiguousarray(np.rot90(arr, quarters)), cnn=False)
-        if turned is not None:
-            if quarters == 0:
-                return turned
-            return Alignment(_unturn(turned.quad, quarters, arr.shape), _unturn(turned.landmarks, quarters, arr.shape),
+        found = _align_array(np.ascontiguousarray(np.rot90(arr, quarters)), cnn=False)
+        if found is not None:
+            return Alignment(_unturn(found.quad, quarters, arr.shape), _unturn(found.landmarks, quarters, arr.shape),
                              90 * quarters)
     al = _align_array(arr, cnn=True)
     if al is None:
