@@ -24,6 +24,7 @@ class Networks:
     reference_unet: torch.nn.Module  # appearance UNet, with ReferenceAttnProcessors
     controlnet: torch.nn.Module      # view ControlNet (diffusers ControlNetModel)
     view_modules: torch.nn.Module    # ViewModules attached to `unet`
+    position: torch.nn.Module | None = None  # ReferencePositionBias of the read path, or None (the release)
 
 
 def _rows(t, n: int, device) -> torch.Tensor:
@@ -80,7 +81,7 @@ def guided_eps(nets: Networks, x, t, context, ref_latents, control_image, guidan
     if bank is None:
         bank = shared_reference_bank(nets, ref_latents, t, context)
     down, mid = control_residuals(nets, x, t, context, control_image, control_scale)
-    read = ReferenceState("read", bank, v)
+    read = ReferenceState("read", bank, v, nets.position)
     if guidance_scale == 1.0:
         eps_c = backbone_eps(nets, x, t, context, v, read, (down, mid))
         return eps_c, eps_c, None
@@ -103,6 +104,6 @@ def naive_guided_eps(nets: Networks, x, t, context, ref_latents, control_image, 
     bank = ReferenceBank({k: torch.cat([b[k] for b in banks], dim=1) for k in banks[0]})
     res = control_residuals(nets, x, t, context, control_image, control_scale)
     control_residuals(nets, x, t, context, control_image, control_scale)
-    eps_c = backbone_eps(nets, x, t, context, v, ReferenceState("read", bank, v), res)
+    eps_c = backbone_eps(nets, x, t, context, v, ReferenceState("read", bank, v, nets.position), res)
     eps_u = backbone_eps(nets, x, t, context, v)
     return eps_u + guidance_scale * (eps_c - eps_u), eps_c, eps_u

@@ -42,16 +42,19 @@ class ReferenceState:
     mode "write": record attn1 inputs into `bank`.
     mode "read": rows [0, rows) of the batch attend to bank tokens too; later rows (the
     unconditional half of a batched CFG call) do plain self-attention. A bank entry's batch is
-    1 (shared by every row) or `rows` (one per row).
+    1 (shared by every row) or `rows` (one per row). `position`: the model's ReferencePositionBias
+    (models/reference_position.py), or None (the release: no bias).
     """
 
     mode: str
     bank: ReferenceBank = field(default_factory=ReferenceBank)
     rows: int | None = None
+    position: torch.nn.Module | None = None
 
 
-def _attend_with_reference(attn, h: torch.Tensor, k_ref: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
-    """attn1 of tokens h (B, N, C) over keys/values [h ; reference], as AttnProcessor2_0 computes it."""
+def _attend_with_reference(attn, h: torch.Tensor, k_ref: torch.Tensor, v_ref: torch.Tensor, bias=None) -> torch.Tensor:
+    """attn1 of tokens h (B, N, C) over keys/values [h ; reference], as AttnProcessor2_0 computes it;
+    `bias`: an additive (heads, N, N + N_ref) logit bias or None."""
     if attn.spatial_norm is not None or attn.group_norm is not None or attn.residual_connection or h.ndim != 3:
         raise ValueError("reference attention supports Stable Diffusion-style self-attention layers only")
     b = h.shape[0]
@@ -61,7 +64,7 @@ def _attend_with_reference(attn, h: torch.Tensor, k_ref: torch.Tensor, v_ref: to
     q, k, v = (x.view(b, -1, attn.heads, d).transpose(1, 2) for x in (attn.to_q(h), k, v))  # (B, heads, N, d)
     if attn.norm_q is not None:
         q, k = attn.norm_q(q), attn.norm_k(k)
-    out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, -1, attn.heads * d)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype)).transpose(1, 2).reshape(b, -1, attn.heads * d)
     return attn.to_out[1](attn.to_out[0](out)) / attn.rescale_output_factor
 
 
@@ -85,7 +88,10 @@ class ReferenceAttnProcessor:
         rows = hidden_states.shape[0] if reference.rows is None else reference.rows
         if k_ref.shape[0] not in (1, rows):
             raise ValueError(f"reference bank batch {k_ref.shape[0]} fits neither 1 nor the {rows} conditional rows")
-        out = _attend_with_reference(attn, hidden_states[:rows], k_ref, v_ref)
+        bias = None
+        if reference.position is not None:
+            bias = reference.position.bias(self.name, hidden_states.shape[1], k_ref.shape[1], attn.heads)
+        out = _attend_with_reference(attn, hidden_states[:rows], k_ref, v_ref, bias)
         if rows == hidden_states.shape[0]:
             return out
         rest = self._sdpa(attn, hidden_states[rows:], None, None, temb)

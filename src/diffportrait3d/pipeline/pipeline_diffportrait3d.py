@@ -20,6 +20,7 @@ from ..models.latent_scale import scale_latents, unscale_latents
 from ..models.noise3d import NoiseModel3D  # noqa: F401  diffusers loads only imported component modules
 from ..models.prompt_embedding import PromptEmbedding  # noqa: F401
 from ..models.reference_attention import install_reference_processors
+from ..models.reference_position import ReferencePositionBias  # noqa: F401
 from ..models.view_modules import ViewModules  # noqa: F401
 from .modes import MODES, SamplingMode
 from .noise_mean import NOISE_MEANS, with_noise_mean
@@ -39,19 +40,19 @@ class DiffPortrait3DOutput(BaseOutput):
 
 class DiffPortrait3DPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "reference_unet->controlnet->unet->vae"
-    _optional_components = ["noise_model"]
+    _optional_components = ["noise_model", "reference_position"]
 
     def __init__(self, vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, scheduler, noise_model=None,
-                 noise_mean: str = "keep"):
+                 noise_mean: str = "keep", reference_position=None):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, reference_unet=reference_unet, controlnet=controlnet,
                               view_modules=view_modules, prompt_embedding=prompt_embedding, scheduler=scheduler,
-                              noise_model=noise_model)
+                              noise_model=noise_model, reference_position=reference_position)
         # the model's own noise_mean default, saved in model_index.json: "keep" (the release) unless a model
         # was made for "remove" (the miniature model: its 16x16 latents, docs/miniature.md)
         self.register_to_config(noise_mean=noise_mean)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model):
+        for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model, reference_position):
             if m is not None:
                 m.eval()  # freshly built modules start in training mode, which changes the VAE's numbers
         self.install_processors()
@@ -73,7 +74,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
 
     @property
     def networks(self) -> Networks:
-        return Networks(self.unet, self.reference_unet, self.controlnet, self.view_modules)
+        return Networks(self.unet, self.reference_unet, self.controlnet, self.view_modules, self.reference_position)
 
     @property
     def image_size(self) -> int:

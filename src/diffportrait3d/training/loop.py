@@ -107,7 +107,7 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
     params = stage.trained_parameters()
     if not params:
         raise UserError(f"stage {cfg.stage} has no trainable parameters")
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(stage.param_groups(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(cfg, opt, acc.num_processes)
     loader = make_loader(cfg, dataset, acc.num_processes)
     model, opt, loader, sched = acc.prepare(stage, opt, loader, sched)

@@ -66,6 +66,11 @@ class Stage(nn.Module):
         """The parameters handed to the optimiser (those that can influence the loss)."""
         return [p for p in self.trained().parameters() if p.requires_grad]
 
+    def param_groups(self) -> list[dict]:
+        """The optimiser's parameter groups (the same parameters as `trained_parameters`); a group
+        may set its own "lr", scaled by the schedule like the rest."""
+        return [{"params": self.trained_parameters()}]
+
     def frozen(self) -> list[nn.Module]:
         """Modules used but not trained; the tests check that they stay bitwise unchanged."""
         return []

@@ -9,12 +9,14 @@
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ...data.eg3d_dataset import PairDataset, ViewGroupDataset
 from ...media import tensor_to_pil
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
 from ...models.latent_scale import scale_latents
 from ...models.reference_attention import ReferenceBank, ReferenceState
+from ...models.reference_position import ReferencePositionBias
 from ..datasets import Mapped, tensors_only
 from ..losses import epsilon_loss
 from ..noising import Noiser
@@ -42,6 +44,13 @@ class PairOptions:
     same_view: float = 0.0  # fraction of pairs whose reference is the target itself (reconstruction pairs)
 
 
+@dataclass
+class ReferenceOptions(PairOptions):
+    position_gain: float = 0.0  # > 0: give a model without one a ReferencePositionBias starting at this gain
+    position_sigma: float = 0.04  # its kernel width, in units of the image side
+    position_lr: float = 5e-3  # its gains' learning rate (a few units of logit must be reachable in a run)
+
+
 class DiffPortrait3DStage(Stage):
     """One of stages 1-3: subclasses say which network trains and whether view control runs.
 
@@ -61,11 +70,14 @@ class DiffPortrait3DStage(Stage):
         # registered here so that DDP/FSDP/DeepSpeed wrap every network the step runs
         self.unet, self.reference_unet, self.controlnet = pipe.unet, pipe.reference_unet, pipe.controlnet
         self.view_modules, self.vae, self.prompt_embedding = pipe.view_modules, pipe.vae, pipe.prompt_embedding
+        self.position = pipe.reference_position
+        # the appearance module: the reference UNet, plus the read path's position bias where the model has one
+        self.reference = self.reference_unet if self.position is None else nn.ModuleDict({"unet": self.reference_unet, "position": self.position})
         self.latent_vae = pipe.vae
         self.views = views if self.grouped else 1
         self.noiser = Noiser(pipe.alphas_cumprod, offset=noise_offset)
         self.resolution = pipe.image_size
-        freeze(pipe.vae, pipe.unet, pipe.reference_unet, pipe.controlnet, pipe.view_modules, pipe.prompt_embedding)
+        freeze(pipe.vae, pipe.unet, self.reference, pipe.controlnet, pipe.view_modules, pipe.prompt_embedding)
         self.trained().requires_grad_(True)
         self.trained().train()
         if gradient_checkpointing:
@@ -86,7 +98,7 @@ class DiffPortrait3DStage(Stage):
                                   same_view=self.opts.same_view), tensors_only)
 
     def frozen(self):
-        return [m for m in (self.vae, self.unet, self.reference_unet, self.controlnet, self.view_modules, self.prompt_embedding)
+        return [m for m in (self.vae, self.unet, self.reference, self.controlnet, self.view_modules, self.prompt_embedding)
                 if m is not self.trained()]
 
     def context(self):
@@ -111,11 +123,12 @@ class DiffPortrait3DStage(Stage):
         x_t, t, noise = self.noiser(z0, generators(batch), group=v, timesteps=batch.get("timestep"))
         ctx = self.prompt_embedding(x_t.shape[0]).to(x_t)
         read = None
-        if not (off and self.trained() is self.reference_unet):
-            with torch.set_grad_enabled(self.trained() is self.reference_unet):
+        if not (off and self.trained() is self.reference):
+            with torch.set_grad_enabled(self.trained() is self.reference):
                 # the reference sees the clean latent at the same timestep as the target
                 bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
-            read = ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), x_t.shape[0])
+            read = ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), x_t.shape[0],
+                                  self.position)
         res = None
         if self.control and not (off and self.trained() is self.controlnet):
             with torch.set_grad_enabled(self.trained() is self.controlnet):
@@ -150,16 +163,25 @@ class DiffPortrait3DStage(Stage):
 class ReferenceStage(DiffPortrait3DStage):
     """Stage 1: the reference UNet, without view control."""
 
-    name, control = "reference", False
+    name, control, Options = "reference", False, ReferenceOptions
 
-    def __init__(self, pipe, **kw):
-        super().__init__(pipe, **kw)
+    def __init__(self, pipe, options: ReferenceOptions | None = None, **kw):
+        options = options or ReferenceOptions()
+        if options.position_gain > 0 and pipe.reference_position is None:
+            pipe.register_modules(reference_position=ReferencePositionBias.for_unet(pipe.unet, options.position_sigma, options.position_gain))
+        super().__init__(pipe, options=options, **kw)
         unused = set(reference_unet_unused(pipe.reference_unet))
         for n, p in pipe.reference_unet.named_parameters():
             p.requires_grad_(n not in unused)
 
     def trained(self):
-        return self.reference_unet
+        return self.reference
+
+    def param_groups(self):
+        if self.position is None:
+            return super().param_groups()
+        return [{"params": [p for p in self.reference_unet.parameters() if p.requires_grad]},
+                {"params": list(self.position.parameters()), "lr": self.opts.position_lr}]
 
 
 @register

@@ -1,0 +1,137 @@
+"""The read path's same-position bias (models/reference_position.py): its kernel, the attention it
+biases, that a large gain copies the reference token at the same place, that it saves and loads with
+the pipeline, and that the reference stage trains it (and only it, of the read path) at its own rate."""
+
+import copy
+import math
+
+import torch
+from diffusers.models.attention_processor import Attention
+
+from diffportrait3d.models.denoiser import guided_eps
+from diffportrait3d.models.reference_attention import _attend_with_reference
+from diffportrait3d.models.reference_position import ReferencePositionBias
+from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
+from diffportrait3d.training.config import TrainConfig
+from diffportrait3d.training.loop import train
+from diffportrait3d.training.stages import stage_class
+from diffportrait3d.training.stages.diffportrait3d import ReferenceOptions
+
+from toy_data import ToySet
+
+LAYER = "layer.attn1.processor"
+
+
+def test_bias_is_the_gaussian_of_the_distance_on_reference_tokens_only():
+    pos = ReferencePositionBias(layers=(LAYER,), heads=2, sigma=0.1, initial_gain=2.0)
+    with torch.no_grad():
+        pos.gain[0, 1] = -1.0
+    b = pos.bias(LAYER, 16, 32, heads=2)  # a 4x4 grid, 2 references
+    assert b.shape == (2, 16, 48)
+    assert torch.equal(b[:, :, :16], torch.zeros(2, 16, 16))  # own tokens: no bias
+    assert torch.equal(b[:, :, 16:32], b[:, :, 32:])  # each reference gets the same kernel
+    # token (0, 0) against itself, its right neighbour (distance 1/4) and the diagonal one
+    near = math.exp(-(0.25**2) / (2 * 0.1**2))
+    assert torch.allclose(b[:, 0, 16 + torch.tensor([0, 1, 5])],
+                          torch.tensor([[2.0, 2 * near, 2 * near**2], [-1.0, -near, -(near**2)]]), atol=1e-6)
+
+
+def _attention(seed=0):
+    torch.manual_seed(seed)
+    return Attention(query_dim=16, heads=2, dim_head=8).eval()
+
+
+@torch.no_grad()
+def test_biased_attention_is_the_softmax_of_the_biased_logits():
+    attn = _attention()
+    h, h_ref = torch.randn(3, 16, 16), torch.randn(1, 32, 16)
+    bias = torch.randn(2, 16, 48)
+    out = _attend_with_reference(attn, h, attn.to_k(h_ref), attn.to_v(h_ref), bias)
+    split = lambda x: x.view(x.shape[0], -1, 2, 8).transpose(1, 2)  # noqa: E731
+    q = split(attn.to_q(h))
+    k = split(torch.cat([attn.to_k(h), attn.to_k(h_ref).expand(3, -1, -1)], 1))
+    v = split(torch.cat([attn.to_v(h), attn.to_v(h_ref).expand(3, -1, -1)], 1))
+    w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8) + bias, dim=-1)
+    manual = attn.to_out[0]((w @ v).transpose(1, 2).reshape(3, 16, 16))
+    assert torch.allclose(out, manual, atol=1e-5)
+
+
+@torch.no_grad()
+def test_a_large_gain_copies_the_reference_token_at_the_same_place():
+    attn = _attention(1)
+    pos = ReferencePositionBias(layers=(LAYER,), heads=2, sigma=0.04, initial_gain=200.0)
+    h, h_ref = torch.randn(2, 16, 16), torch.randn(1, 16, 16)
+    out = _attend_with_reference(attn, h, attn.to_k(h_ref), attn.to_v(h_ref), pos.bias(LAYER, 16, 16, 2))
+    copied = attn.to_out[0](attn.to_v(h_ref)).expand(2, -1, -1)
+    assert torch.allclose(out, copied, atol=1e-4)
+    plain = _attend_with_reference(attn, h, attn.to_k(h_ref), attn.to_v(h_ref))
+    assert (plain - copied).abs().mean() > 0.1  # without the bias the output is a mixture
+
+
+def _with_position(pipe, gain):
+    p = copy.deepcopy(pipe)
+    p.register_modules(reference_position=ReferencePositionBias.for_unet(p.unet, gain=gain).eval())
+    return p
+
+
+def _eps(pipe, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x, ref = torch.randn(2, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
+    cond = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+    with torch.no_grad():
+        return guided_eps(pipe.networks, x, 500, pipe.prompt_embedding(1), ref, cond)[0]
+
+
+def test_zero_gain_changes_nothing_and_a_gain_changes_the_prediction(tiny_pipe):
+    assert tiny_pipe.reference_position is None
+    plain = _eps(tiny_pipe)
+    assert torch.allclose(_eps(_with_position(tiny_pipe, 0.0)), plain, atol=1e-5)  # SDPA with a mask: another kernel
+    assert (_eps(_with_position(tiny_pipe, 3.0)) - plain).abs().max() > 1e-3
+
+
+def test_saved_and_loaded_with_the_pipeline(tiny_pipe, tiny_model_dir, tmp_path):
+    p = _with_position(tiny_pipe, 3.0)
+    with torch.no_grad():
+        p.reference_position.gain.copy_(torch.randn(p.reference_position.gain.shape))
+    p.save_pretrained(tmp_path)
+    q = DiffPortrait3DPipeline.from_pretrained(tmp_path)
+    assert torch.equal(q.reference_position.gain, p.reference_position.gain)
+    assert torch.equal(_eps(q), _eps(p))
+    assert DiffPortrait3DPipeline.from_pretrained(tiny_model_dir).reference_position is None  # folders without one
+
+
+def _cfg(tmp_path, stage, **kw):
+    base = dict(stage=stage, data="toy", model="toy", output=str(tmp_path / stage), max_steps=3, batch_size=2, lr=1e-6,
+                save_every=2, sample_every=0, log_every=1, views=2, workers=0)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_the_reference_stage_trains_the_gains_at_their_own_rate_and_later_stages_keep_them(tiny_pipe, tmp_path):
+    options = ReferenceOptions(position_gain=2.0, position_lr=0.1)
+    stage = stage_class("reference")(copy.deepcopy(tiny_pipe), views=2, options=options)
+    assert stage.position is not None and torch.equal(stage.position.gain, torch.full_like(stage.position.gain, 2.0))
+    unet_before = {n: p.detach().clone() for n, p in stage.reference_unet.named_parameters() if p.requires_grad}
+    train(_cfg(tmp_path, "reference"), stage, ToySet(), progress=False)
+    moved = (stage.position.gain - 2.0).abs()
+    assert moved.max() > 0.05  # Adam moves each gain by up to lr = 0.1 a step
+    unet_moved = max((p.detach() - unet_before[n]).abs().max().item() for n, p in stage.reference_unet.named_parameters() if n in unet_before)
+    assert 0 < unet_moved < 1e-4  # the UNet at lr 1e-6
+    model = DiffPortrait3DPipeline.from_pretrained(tmp_path / "reference" / "model")
+    assert torch.equal(model.reference_position.gain, stage.position.gain.detach())
+    view = stage_class("view")(model, views=2)
+    assert view.reference in view.frozen()
+    train(_cfg(tmp_path, "view", lr=1e-3), view, ToySet(), progress=False)
+    assert torch.equal(model.reference_position.gain, stage.position.gain.detach())
+
+
+def test_resume_with_a_position_bias_is_exact(tiny_pipe, tmp_path):
+    options = ReferenceOptions(position_gain=2.0, position_lr=0.1)
+    make = lambda: stage_class("reference")(copy.deepcopy(tiny_pipe), views=2, options=options)  # noqa: E731
+    straight = make()
+    train(_cfg(tmp_path / "a", "reference", max_steps=4), straight, ToySet(6), progress=False)
+    half = make()
+    train(_cfg(tmp_path / "b", "reference", max_steps=2), half, ToySet(6), progress=False)
+    resumed = make()
+    train(_cfg(tmp_path / "b", "reference", max_steps=4), resumed, ToySet(6), resume=True, progress=False)
+    assert torch.equal(straight.position.gain, resumed.position.gain)
+    assert not torch.equal(straight.position.gain, half.position.gain)
