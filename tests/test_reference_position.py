@@ -114,7 +114,8 @@ def test_the_reference_stage_trains_the_gains_at_their_own_rate_and_later_stages
     train(_cfg(tmp_path, "reference"), stage, ToySet(), progress=False)
     moved = (stage.position.gain - 2.0).abs()
     assert moved.max() > 0.05  # Adam moves each gain by up to lr = 0.1 a step
-    unet_moved = max((p.detach() - unet_before[n]).abs().max().item() for n, p in stage.reference_unet.named_parameters() if n in unet_before)
+    unet_moved = max((p.detach() - unet_before[n]).abs().max().item()
+                     for n, p in stage.reference_unet.named_parameters() if n in unet_before)
     assert 0 < unet_moved < 1e-4  # the UNet at lr 1e-6
     model = DiffPortrait3DPipeline.from_pretrained(tmp_path / "reference" / "model")
     assert torch.equal(model.reference_position.gain, stage.position.gain.detach())

@@ -2,7 +2,7 @@
 
 Why: a UNet's tokens carry almost no position (no positional encoding; only padding), so at high noise a
 query at pixel p cannot find the reference's token at p: the read path then returns little more than
-the reference's average colour (docs/miniature.md, take seven: even with the target itself as the
+the reference's average colour (docs/miniature.md, take five: even with the target itself as the
 reference the base's read path left 65-80% of the x0 error). This module adds to the attention logit of
 query p and reference token q `gain[layer, head] * exp(-|p - q|^2 / (2 sigma^2))`, positions in units of
 the image side, so each head can prefer the reference's token at the same place (reconstruction, small

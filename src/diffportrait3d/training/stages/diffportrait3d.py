@@ -72,7 +72,8 @@ class DiffPortrait3DStage(Stage):
         self.view_modules, self.vae, self.prompt_embedding = pipe.view_modules, pipe.vae, pipe.prompt_embedding
         self.position = pipe.reference_position
         # the appearance module: the reference UNet, plus the read path's position bias where the model has one
-        self.reference = self.reference_unet if self.position is None else nn.ModuleDict({"unet": self.reference_unet, "position": self.position})
+        self.reference = (self.reference_unet if self.position is None
+                          else nn.ModuleDict({"unet": self.reference_unet, "position": self.position}))
         self.latent_vae = pipe.vae
         self.views = views if self.grouped else 1
         self.noiser = Noiser(pipe.alphas_cumprod, offset=noise_offset)
@@ -168,7 +169,8 @@ class ReferenceStage(DiffPortrait3DStage):
     def __init__(self, pipe, options: ReferenceOptions | None = None, **kw):
         options = options or ReferenceOptions()
         if options.position_gain > 0 and pipe.reference_position is None:
-            pipe.register_modules(reference_position=ReferencePositionBias.for_unet(pipe.unet, options.position_sigma, options.position_gain))
+            position = ReferencePositionBias.for_unet(pipe.unet, options.position_sigma, options.position_gain)
+            pipe.register_modules(reference_position=position)
         super().__init__(pipe, options=options, **kw)
         unused = set(reference_unet_unused(pipe.reference_unet))
         for n, p in pipe.reference_unet.named_parameters():
