@@ -54,3 +54,20 @@ def test_train_bad_config_exits_2(dataset, tmp_path, capsys):
     assert "--stage must be one of" in capsys.readouterr().err
     assert main(["train", "--stage", "view", "--data", str(dataset), "-o", str(tmp_path / "x")]) == 2
     assert "needs --model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage, options, message", [
+    ("reference", {"same_view": 1.5}, "option same_view must be >= 0 and <= 1, got 1.5"),
+    ("reference", {"position_sigma": 0}, "option position_sigma must be > 0, got 0"),
+    ("reference", {"position_gain": -1}, "option position_gain must be >= 0, got -1"),
+    ("reference", {"position_lr": 0.0}, "option position_lr must be > 0, got 0.0"),
+    ("view", {"same_view": "half"}, "option same_view must be a number, got 'half'"),
+    ("base", {"reference_prob": -0.1}, "option reference_prob must be >= 0 and <= 1, got -0.1"),
+])
+def test_stage_options_out_of_range_exit_2_before_any_work(dataset, tiny_model_dir, tmp_path, capsys, stage, options, message):
+    out = tmp_path / "run"
+    code = main(["train", "--stage", stage, "--data", str(dataset), "--model", str(tiny_model_dir), "-o", str(out),
+                 "--max-steps", "1", "--set", f"options={json.dumps(options)}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].endswith(message), err
+    assert not out.exists()  # nothing written

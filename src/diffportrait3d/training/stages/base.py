@@ -92,6 +92,15 @@ class Stage(nn.Module):
         raise NotImplementedError
 
 
+def check_option(name: str, value: float, lo: float, hi: float = float("inf"), lo_open: bool = False) -> None:
+    """A stage option within [lo, hi] ((lo, hi] with lo_open), else a one-line UserError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"option {name} must be a number, got {value!r}")
+    if not (lo < value if lo_open else lo <= value) or value > hi:
+        bound = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi != float("inf") else "")
+        raise UserError(f"option {name} must be {bound}, got {value!r}")
+
+
 def generators(batch: dict, repeat: int = 1) -> list[torch.Generator]:
     """One generator per sample from the per-sample seeds the loop adds (training/loop.py: SeededItems),
     each repeated `repeat` times (one per row of a sample's views). A sample's noise and timestep then

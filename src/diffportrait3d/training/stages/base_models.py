@@ -21,7 +21,7 @@ from ...models.reference_attention import ReferenceState, install_reference_proc
 from ..datasets import Mapped
 from ..losses import SSIMLoss, epsilon_loss, vae_loss
 from ..noising import Noiser
-from .base import Stage, freeze, generators, register
+from .base import Stage, check_option, freeze, generators, register
 
 
 def images_dataset(cfg, res, references: bool = False, same_view: float = 0.0):
@@ -111,6 +111,10 @@ class BaseOptions:
     # base trained unconditionally does not (docs/miniature.md, take four). 0: plain unconditional training
     reference_prob: float = 0.0
     same_view: float = 0.0  # fraction of those references that are the target view itself (copying first)
+
+    def __post_init__(self):
+        check_option("reference_prob", self.reference_prob, 0, 1)
+        check_option("same_view", self.same_view, 0, 1)
 
 
 @register

@@ -20,7 +20,7 @@ from ...models.reference_position import ReferencePositionBias
 from ..datasets import Mapped, tensors_only
 from ..losses import epsilon_loss
 from ..noising import Noiser
-from .base import Stage, freeze, generators, register
+from .base import Stage, check_option, freeze, generators, register
 
 
 def reference_unet_unused(unet) -> list[str]:
@@ -43,12 +43,21 @@ def reference_unet_unused(unet) -> list[str]:
 class PairOptions:
     same_view: float = 0.0  # fraction of pairs whose reference is the target itself (reconstruction pairs)
 
+    def __post_init__(self):
+        check_option("same_view", self.same_view, 0, 1)
+
 
 @dataclass
 class ReferenceOptions(PairOptions):
     position_gain: float = 0.0  # > 0: give a model without one a ReferencePositionBias starting at this gain
     position_sigma: float = 0.04  # its kernel width, in units of the image side
     position_lr: float = 5e-3  # its gains' learning rate (a few units of logit must be reachable in a run)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_option("position_gain", self.position_gain, 0)
+        check_option("position_sigma", self.position_sigma, 0, lo_open=True)
+        check_option("position_lr", self.position_lr, 0, lo_open=True)
 
 
 class DiffPortrait3DStage(Stage):
