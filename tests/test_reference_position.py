@@ -1,6 +1,7 @@
-"""The read path's same-position bias (models/reference_position.py): its kernel, the attention it
-biases, that a large gain copies the reference token at the same place, that it saves and loads with
-the pipeline, and that the reference stage trains it (and only it, of the read path) at its own rate."""
+"""The read path's position bias (models/reference_position.py): its kernel, the attention it biases,
+that a large gain copies the reference token at the same place, that it saves and loads with the
+pipeline, that the reference stage trains it (and only it, of the read path) at its own rate, and its
+camera-aware kernel: the proxy sphere's warp (models/proxy_warp.py) checked against ray casting."""
 
 import copy
 import math
@@ -8,7 +9,10 @@ import math
 import torch
 from diffusers.models.attention_processor import Attention
 
+from diffportrait3d.cameras import camera_labels
 from diffportrait3d.models.denoiser import guided_eps
+from diffportrait3d.models.noise3d_geometry import pixel_uv, rays
+from diffportrait3d.models.proxy_warp import CENTRE, RADIUS, token_warp
 from diffportrait3d.models.reference_attention import _attend_with_reference
 from diffportrait3d.models.reference_position import ReferencePositionBias
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
@@ -136,3 +140,73 @@ def test_resume_with_a_position_bias_is_exact(tiny_pipe, tmp_path):
     train(_cfg(tmp_path / "b", "reference", max_steps=4), resumed, ToySet(6), resume=True, progress=False)
     assert torch.equal(straight.position.gain, resumed.position.gain)
     assert not torch.equal(straight.position.gain, half.position.gain)
+
+
+# -- the camera-aware kernel (models/proxy_warp.py) -----------------------------------------------
+
+def _labels(*angles):
+    return torch.tensor(camera_labels([a[0] for a in angles], [a[1] for a in angles]), dtype=torch.float32)
+
+
+def _sphere_hit(label, uv):
+    """Nearest hit of the rays through uv (n, 2) of one camera with the proxy sphere, (n, 3), NaN on a miss."""
+    o, d = rays(label[None], uv)
+    oc = (o - torch.tensor(CENTRE, dtype=torch.float64))[:, None]
+    half_b = (d * oc).sum(-1)
+    disc = half_b**2 - (oc**2).sum(-1) + RADIUS**2
+    s = torch.where(disc > 0, -half_b - disc.clamp_min(0).sqrt(), torch.nan)
+    return (o[:, None] + s[..., None] * d)[0]
+
+
+def test_the_warp_is_the_identity_at_the_reference_camera():
+    cams = _labels((0, 0), (30, -10), (-45, 15))
+    uv, visible = token_warp(cams[:, None], cams, 12)
+    assert torch.allclose(uv, pixel_uv(12, 12).reshape(1, 1, -1, 2).float().expand_as(uv), atol=1e-6)
+    assert torch.equal(visible, torch.ones_like(visible))
+
+
+def test_a_warped_token_is_the_same_surface_point_seen_from_the_reference():
+    """Round trip: the reference's ray through where a target token lands hits the sphere at the target
+    token's own surface point exactly when that point is marked visible; misses stay in place."""
+    ref, targets = _labels((-20, 5)), _labels((35, 0), (120, -10))
+    uv, visible = token_warp(ref[None], targets, 16)
+    grid = pixel_uv(16, 16).reshape(-1, 2)
+    for b in range(2):
+        x_target = _sphere_hit(targets[b], grid)
+        x_ref = _sphere_hit(ref[0], uv[b, 0].double())
+        hit = ~x_target[:, 0].isnan()
+        same = (x_target - x_ref).norm(dim=-1) < 1e-4
+        assert hit.sum() > 40 and torch.equal(same[hit], visible[b, 0][hit].bool())
+        assert torch.allclose(uv[b, 0][~hit], grid[~hit].float()) and visible[b, 0][~hit].eq(1).all()
+    assert visible[0, 0].mean() > 0.9 > 0.6 > visible[1, 0].mean()  # 140 degrees away much of the face is hidden
+
+
+def test_the_camera_aware_bias_equals_the_plain_one_at_the_reference_camera_and_moves_with_the_camera():
+    pos = ReferencePositionBias(layers=(LAYER,), heads=2, sigma=0.05, initial_gain=2.0)
+    ref = _labels((10, 0))
+    same = pos.bias(LAYER, 64, 64, 2, (ref[None], ref.expand(3, -1)))
+    assert same.shape == (3, 2, 64, 128)
+    assert torch.allclose(same, pos.bias(LAYER, 64, 64, 2).expand(3, -1, -1, -1), atol=1e-6)
+    # a frontal reference seen from yaw +-30: the image centre's surface point lies off-centre in the
+    # reference, mirrored between the two, on the same row (a 9x9 grid has a token at the centre)
+    front = _labels((0, 0))
+    peaks = pos.bias(LAYER, 81, 81, 2, (front[None], _labels((30, 0), (-30, 0))))[:, 0, 40, 81:].argmax(-1)
+    rows, cols = peaks // 9, peaks % 9
+    assert rows.tolist() == [4, 4] and cols[0] + cols[1] == 8 and cols[0] != 4
+
+
+def _render(pipe, labels, views="groups"):
+    g = torch.Generator().manual_seed(0)
+    ref, conds = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.rand(4, 3, 64, 64, generator=g) * 2 - 1
+    return pipe(ref, conds, num_inference_steps=2, proxy_images=None, condition_labels=labels, reference_label=_labels((20, 0))[0],
+                group_size=2, views=views, generator=torch.Generator().manual_seed(1), output_type="pt").images
+
+
+def test_the_pipeline_centres_the_bias_with_the_cameras_it_is_given(tiny_pipe):
+    """Views at the reference's camera render exactly as without cameras (the identity warp), through groups
+    and through anchors (rendered views become references with their own cameras); moved cameras change them."""
+    pipe = _with_position(tiny_pipe, 3.0)
+    at_reference = _labels(*[(20, 0)] * 4)
+    for views in ("groups", "groups+anchors"):
+        assert torch.allclose(_render(pipe, at_reference, views), _render(pipe, None, views), atol=1e-5)
+    assert (_render(pipe, _labels((20, 0), (40, 0), (-30, 0), (60, 10))) - _render(pipe, None)).abs().max() > 1e-3

@@ -70,18 +70,20 @@ def backbone_eps(nets: Networks, x, t, context, num_views: int, reference: Refer
 
 
 def guided_eps(nets: Networks, x, t, context, ref_latents, control_image, guidance_scale: float = 3.0,
-               bank: ReferenceBank | None = None, control_scale: float = 1.0, batch_cfg: bool = True):
+               bank: ReferenceBank | None = None, control_scale: float = 1.0, batch_cfg: bool = True, cameras=None):
     """Guided epsilon for one group x: (V, C, h, w); ref_latents: (R, C, h, w) shared by the group.
 
     `bank`: reference tokens already computed for this timestep (shared across groups, and its
     projected keys/values with them); computed here when None. `batch_cfg=False` runs the two
-    halves as two backbone calls (same numbers; kept for tests). Returns (eps, eps_cond, eps_uncond).
+    halves as two backbone calls (same numbers; kept for tests). `cameras`: (reference labels (1, R, 25),
+    the group's labels (V, 25)) for a camera-aware position bias (ReferenceState), or None.
+    Returns (eps, eps_cond, eps_uncond).
     """
     v = x.shape[0]
     if bank is None:
         bank = shared_reference_bank(nets, ref_latents, t, context)
     down, mid = control_residuals(nets, x, t, context, control_image, control_scale)
-    read = ReferenceState("read", bank, v, nets.position)
+    read = ReferenceState("read", bank, v, nets.position, cameras)
     if guidance_scale == 1.0:
         eps_c = backbone_eps(nets, x, t, context, v, read, (down, mid))
         return eps_c, eps_c, None

@@ -43,18 +43,21 @@ class ReferenceState:
     mode "read": rows [0, rows) of the batch attend to bank tokens too; later rows (the
     unconditional half of a batched CFG call) do plain self-attention. A bank entry's batch is
     1 (shared by every row) or `rows` (one per row). `position`: the model's ReferencePositionBias
-    (models/reference_position.py), or None (the release: no bias).
+    (models/reference_position.py), or None (the release: no bias). `cameras`: (reference labels
+    (rows or 1, R, 25), labels of the `rows` views (rows, 25)) to centre that bias where each view's
+    tokens lie in the reference; None: at the same position.
     """
 
     mode: str
     bank: ReferenceBank = field(default_factory=ReferenceBank)
     rows: int | None = None
     position: torch.nn.Module | None = None
+    cameras: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def _attend_with_reference(attn, h: torch.Tensor, k_ref: torch.Tensor, v_ref: torch.Tensor, bias=None) -> torch.Tensor:
     """attn1 of tokens h (B, N, C) over keys/values [h ; reference], as AttnProcessor2_0 computes it;
-    `bias`: an additive (heads, N, N + N_ref) logit bias or None."""
+    `bias`: an additive (heads or B, heads, N, N + N_ref) logit bias or None."""
     if attn.spatial_norm is not None or attn.group_norm is not None or attn.residual_connection or h.ndim != 3:
         raise ValueError("reference attention supports Stable Diffusion-style self-attention layers only")
     b = h.shape[0]
@@ -91,7 +94,7 @@ class ReferenceAttnProcessor:
             raise ValueError(f"reference bank batch {k_ref.shape[0]} fits neither 1 nor the {rows} conditional rows")
         bias = None
         if reference.position is not None:
-            bias = reference.position.bias(self.name, hidden_states.shape[1], k_ref.shape[1], attn.heads)
+            bias = reference.position.bias(self.name, hidden_states.shape[1], k_ref.shape[1], attn.heads, reference.cameras)
         out = _attend_with_reference(attn, hidden_states[:rows], k_ref, v_ref, bias)
         if rows == hidden_states.shape[0]:
             return out

@@ -6,7 +6,10 @@ the reference's average colour (docs/miniature.md, take five: even with the targ
 reference the base's read path left 65-80% of the x0 error). This module adds to the attention logit of
 query p and reference token q `gain[layer, head] * exp(-|p - q|^2 / (2 sigma^2))`, positions in units of
 the image side, so each head can prefer the reference's token at the same place (reconstruction, small
-camera changes) by as much as training finds useful. Own tokens get no bias.
+camera changes) by as much as training finds useful. Own tokens get no bias. Where the cameras are known
+(the pipeline's reference and view labels, the training pairs' labels) the kernel is centred where the
+query's surface point lies in the reference instead (proxy_warp.py: a proxy sphere), zero where that point
+is hidden from it; at the reference's own camera that is the same kernel.
 
 A separate pipeline component, absent from the release (which then runs bitwise as before); trained
 with the reference UNet in stage 1 (training/stages/diffportrait3d.py).
@@ -16,6 +19,8 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+from .proxy_warp import token_warp
 
 
 class ReferencePositionBias(ModelMixin, ConfigMixin):
@@ -27,6 +32,7 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
         self.gain = nn.Parameter(torch.full((len(layers), heads), float(initial_gain)))
         self._index = {name: i for i, name in enumerate(layers)}
         self._kernels: dict[int, torch.Tensor] = {}
+        self._warp_cache: dict[tuple, torch.Tensor] = {}
 
     @classmethod
     def for_unet(cls, unet, sigma: float = 0.04, gain: float = 3.0) -> "ReferencePositionBias":
@@ -35,22 +41,57 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
         heads = max(m.heads for n, m in unet.named_modules() if n.endswith("attn1"))
         return cls(layers=tuple(layers), heads=heads, sigma=sigma, initial_gain=gain)
 
+    @staticmethod
+    def _grid(side: int) -> torch.Tensor:
+        """(side*side, 2) token centres as (row, column) in units of the image side."""
+        i = (torch.arange(side, dtype=torch.float64) + 0.5) / side
+        return torch.stack(torch.meshgrid(i, i, indexing="ij"), -1).reshape(-1, 2)
+
+    @staticmethod
+    def _side(n: int) -> int:
+        side = int(round(n**0.5))
+        if side * side != n:
+            raise ValueError(f"reference position bias needs a square token grid, got {n} tokens")
+        return side
+
     def kernel(self, n: int) -> torch.Tensor:
         """(n, n) exp(-d^2 / 2 sigma^2) between the tokens of a square grid of n tokens."""
         if n not in self._kernels:
-            side = int(round(n**0.5))
-            if side * side != n:
-                raise ValueError(f"reference position bias needs a square token grid, got {n} tokens")
-            i = (torch.arange(side, dtype=torch.float64) + 0.5) / side
-            yx = torch.stack(torch.meshgrid(i, i, indexing="ij"), -1).reshape(n, 2)
+            yx = self._grid(self._side(n))
             self._kernels[n] = torch.exp(-torch.cdist(yx, yx) ** 2 / (2 * self.config.sigma**2)).float()
         return self._kernels[n]
 
-    def bias(self, layer: str, n: int, n_reference: int, heads: int) -> torch.Tensor:
-        """Additive attention bias (heads, n, n + n_reference) over [own tokens ; reference tokens] for
-        `layer` (a processor name); several references (n_reference = R n) each get the same kernel."""
+    def warped_kernel(self, n: int, cameras) -> torch.Tensor:
+        """(B, n, R n): the kernel centred where each target token lies in each reference (proxy_warp.py),
+        zero where that point is hidden from the reference. cameras: (reference labels (B or 1, R, 25),
+        target labels (B, 25)); the same camera gives `kernel(n)` exactly."""
+        reference_labels, target_labels = cameras
+        uv, visible = token_warp(reference_labels, target_labels, self._side(n))  # (B, R, n, 2), (B, R, n)
+        b, r = visible.shape[:2]
+        yx = self._grid(self._side(n)).to(uv)
+        d2 = torch.cdist(uv.flip(-1).flatten(0, 1), yx) ** 2  # (B R, n, n); uv is (column, row)
+        k = torch.exp(-d2 / (2 * self.config.sigma**2)).view(b, r, n, n) * visible[..., None]
+        return k.permute(0, 2, 1, 3).reshape(b, n, r * n)
+
+    def bias(self, layer: str, n: int, n_reference: int, heads: int, cameras=None) -> torch.Tensor:
+        """Additive attention bias over [own tokens ; reference tokens] for `layer` (a processor name):
+        (heads, n, n + n_reference) without cameras (same-position kernel; several references,
+        n_reference = R n, each get it), (B, heads, n, n + n_reference) with `cameras` (warped_kernel)."""
         if n_reference % n:
             raise ValueError(f"{n_reference} reference tokens are not a whole number of {n}-token grids")
         g = self.gain[self._index[layer], :heads]
-        k = self.kernel(n).to(g.device, g.dtype).repeat(1, n_reference // n)
-        return torch.cat([torch.zeros(heads, n, n, device=g.device, dtype=g.dtype), g[:, None, None] * k], dim=-1)
+        if cameras is None:
+            k = self.kernel(n).to(g.device, g.dtype).repeat(1, n_reference // n)
+            return torch.cat([torch.zeros(heads, n, n, device=g.device, dtype=g.dtype), g[:, None, None] * k], dim=-1)
+        k = self._warps(n, cameras).to(g.device, g.dtype)
+        own = torch.zeros(k.shape[0], heads, n, n, device=g.device, dtype=g.dtype)
+        return torch.cat([own, g[None, :, None, None] * k[:, None]], dim=-1)
+
+    def _warps(self, n: int, cameras) -> torch.Tensor:
+        """warped_kernel, kept for the last cameras seen (a render asks for the same ones every step and layer)."""
+        key = (n, tuple((tuple(c.shape), tuple(c.double().flatten().tolist())) for c in cameras))
+        if key not in self._warp_cache:
+            if len(self._warp_cache) > 8:
+                self._warp_cache.clear()
+            self._warp_cache[key] = self.warped_kernel(n, cameras)
+        return self._warp_cache[key]

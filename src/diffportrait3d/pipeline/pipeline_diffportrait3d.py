@@ -27,7 +27,7 @@ from .noise_mean import NOISE_MEANS, with_noise_mean
 from .sampling import denoise
 from .schedule import alphas_cumprod_from_config, q_sample, use_release_schedule
 from .view_groups import ViewConditions, grouped_eps
-from .view_windows import anchor_references, fuse, plan_for
+from .view_windows import anchor_indices, anchor_references, fuse, plan_for
 
 NOISE3D_T = 999  # the 3D-aware start: the proxy latent taken by the forward process to t = 999
 
@@ -102,12 +102,9 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         """Proxy images I~ from the 3D-aware noise model, or None when it or the cameras are missing."""
         if self.noise_model is None or condition_labels is None:
             return None
-        from ..cameras import camera_label
-
-        ref_label = torch.as_tensor(camera_label(0.0, 0.0) if reference_label is None else reference_label, dtype=torch.float32)
-        labels = torch.as_tensor(condition_labels, dtype=torch.float32).reshape(-1, 25)
+        ref_label, labels = _labels(reference_label, condition_labels)
         dev = self.noise_model.device
-        return self.noise_model.proxies(reference.to(dev), ref_label.to(dev), labels.to(dev)).float().cpu()
+        return self.noise_model.proxies(reference.to(dev), ref_label[0].to(dev), labels.to(dev)).float().cpu()
 
     # -- sampling --------------------------------------------------------------------------
     def check_inputs(self, refs, conds, proxies, group_size, guidance_scale, eta, steps, mode):
@@ -177,15 +174,21 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             proxies = images_to_tensor(proxies, size) if proxies is not None else None
         n = conds.shape[0]
         plan, loop = plan_for(views, group_size, n, condition_labels)
+        ref_labels, labels = _labels(reference_label, condition_labels)
         if plan.anchors and n > plan.group_size:  # paper eq. 5: sparse views first, then attended to by all
             refs = anchor_references(self, refs, conds, proxies, condition_labels, plan, loop, generator=generator,
                                      num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta, mode=mode,
                                      sample_posterior=sample_posterior, control_scale=control_scale, reference_label=reference_label,
                                      noise_mean=noise_mean)
+            if labels is not None:
+                ref_labels = torch.cat([ref_labels, labels[anchor_indices(n, plan.anchors, loop)]])
+        if ref_labels is not None and len(ref_labels) != refs.shape[0]:
+            ref_labels = None  # references without a camera each: the position bias stays at the same position
         # 2. conditions
         cond = ViewConditions(context=self.prompt_embedding().to(device, dtype),
                               ref_latents=self.encode(refs.to(device), generator, sample_posterior).to(dtype),
-                              control_images=conds.to(device, dtype), guidance_scale=guidance_scale, control_scale=control_scale)
+                              control_images=conds.to(device, dtype), guidance_scale=guidance_scale, control_scale=control_scale,
+                              reference_labels=ref_labels, labels=labels)
         # 3. timesteps: the scheduler steps the loop (the release's DDIM gets the LDM alphas)
         scheduler = mode.scheduler(use_release_schedule(self.scheduler))
         scheduler.set_timesteps(steps, device=device)
@@ -241,3 +244,15 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if not return_dict:
             return (images,)
         return DiffPortrait3DOutput(images=images, latents=latents)
+
+
+def _labels(reference_label, condition_labels) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(reference labels (R, 25), view labels (N, 25)) as float32, the reference frontal by default;
+    (None, None) without view labels."""
+    if condition_labels is None:
+        return None, None
+    from ..cameras import camera_label
+
+    ref = camera_label(0.0, 0.0) if reference_label is None else reference_label
+    return (torch.as_tensor(ref, dtype=torch.float32).reshape(-1, 25),
+            torch.as_tensor(condition_labels, dtype=torch.float32).reshape(-1, 25))

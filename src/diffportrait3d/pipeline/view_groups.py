@@ -22,10 +22,18 @@ class ViewConditions:
     control_images: torch.Tensor  # (N, 3, H, W) one condition image per view, in [-1, 1]
     guidance_scale: float = 3.0
     control_scale: float = 1.0
+    reference_labels: torch.Tensor | None = None  # (R, 25) the references' cameras, with `labels`: a camera-aware
+    labels: torch.Tensor | None = None            # (N, 25) each view's camera         position bias (or None)
 
     def select(self, views) -> "ViewConditions":
         """The same conditions for a subset of the views (a window), indices into the N views."""
-        return replace(self, control_images=self.control_images[views])
+        return replace(self, control_images=self.control_images[views], labels=None if self.labels is None else self.labels[views])
+
+    def cameras(self, views: slice):
+        """(reference labels (1, R, 25), labels of `views`) for the read path's position bias, or None."""
+        if self.labels is None or self.reference_labels is None:
+            return None
+        return self.reference_labels[None], self.labels[views]
 
     def reference_tokens(self, nets: Networks, t) -> ReferenceBank:
         """The reference UNet's tokens at timestep t, batch 1: shared by every view and group."""
@@ -44,5 +52,6 @@ def grouped_eps(nets: Networks, x: torch.Tensor, t, cond: ViewConditions, group_
     n = x.shape[0]
     return torch.cat([
         guided_eps(nets, x[i : i + group_size], t, cond.context, cond.ref_latents, cond.control_images[i : i + group_size],
-                   cond.guidance_scale, bank=bank, control_scale=cond.control_scale)[0]
+                   cond.guidance_scale, bank=bank, control_scale=cond.control_scale,
+                   cameras=cond.cameras(slice(i, i + group_size)))[0]
         for i in range(0, n, group_size)])

@@ -125,6 +125,14 @@ class DiffPortrait3DStage(Stage):
         """(reference (B,3,H,W), ref views (B,), targets (B*V,3,H,W), target views, conditions (B*V,3,H,W) or None)."""
         return batch["reference"], batch.get("reference_view"), batch["target"], batch.get("target_view"), batch.get("condition")
 
+    def _cameras(self, batch):
+        """(reference labels (rows, 1, 25), target labels (rows, 25)) for the position bias, or None."""
+        ref, target = batch.get("reference_label"), batch.get("target_labels", batch.get("target_label"))
+        if self.position is None or ref is None or target is None:
+            return None
+        target = target.reshape(-1, 25)
+        return ref.repeat_interleave(target.shape[0] // ref.shape[0], dim=0)[:, None], target
+
     def forward(self, batch, off: bool = False):
         nets, v = self.pipe.networks, self.views
         ref, ref_views, target, target_views, cond = self._flatten(batch)
@@ -138,7 +146,7 @@ class DiffPortrait3DStage(Stage):
                 # the reference sees the clean latent at the same timestep as the target
                 bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
             read = ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), x_t.shape[0],
-                                  self.position)
+                                  self.position, self._cameras(batch))
         res = None
         if self.control and not (off and self.trained() is self.controlnet):
             with torch.set_grad_enabled(self.trained() is self.controlnet):
