@@ -9,7 +9,7 @@ import math
 import torch
 from diffusers.models.attention_processor import Attention
 
-from diffportrait3d.cameras import camera_labels
+from diffportrait3d.cameras import LOOKAT, camera_labels, camera_origin
 from diffportrait3d.models.denoiser import guided_eps
 from diffportrait3d.models.noise3d_geometry import pixel_uv, rays
 from diffportrait3d.models.proxy_warp import CENTRE, RADIUS, token_warp
@@ -210,3 +210,43 @@ def test_the_pipeline_centres_the_bias_with_the_cameras_it_is_given(tiny_pipe):
     for views in ("groups", "groups+anchors"):
         assert torch.allclose(_render(pipe, at_reference, views), _render(pipe, None, views), atol=1e-5)
     assert (_render(pipe, _labels((20, 0), (40, 0), (-30, 0), (60, 10))) - _render(pipe, None)).abs().max() > 1e-3
+
+
+# -- a second gain for moved cameras ---------------------------------------------------------------
+
+def test_moved_gains_blend_by_the_angle_between_the_viewing_directions():
+    pos = ReferencePositionBias(layers=(LAYER,), heads=2, sigma=0.05, initial_gain=2.0).with_moved_gains(12.0)
+    cams = _labels((0, 0), (0, 0), (8, 3), (40, -10))
+    same = pos.bias(LAYER, 64, 64, 2, (cams[:1][None], cams))
+    assert torch.equal(same, ReferencePositionBias(layers=(LAYER,), heads=2, sigma=0.05, initial_gain=2.0)
+                       .bias(LAYER, 64, 64, 2, (cams[:1][None], cams)))  # moved gains start equal: nothing changes
+    with torch.no_grad():
+        pos.moved_gain.fill_(-1.0)
+    # theta from the camera centres and the look-at point, independently of the labels' axes
+    forward = torch.tensor(LOOKAT, dtype=torch.float64) - torch.tensor(camera_origin([0, 0, 8, 40], [0, 0, 3, -10]))
+    forward = forward / forward.norm(dim=-1, keepdim=True)
+    theta = torch.rad2deg(torch.arccos((forward[:1] * forward).sum(-1).clamp(-1, 1)))
+    w = torch.exp(-(theta**2) / (2 * 12.0**2))
+    kernels = pos.warped_kernel(64, (cams[:1][None], cams))  # (4, 64, 64)
+    expected = (-1.0 + 3.0 * w)[:, None, None, None].float() * kernels[:, None]
+    assert torch.allclose(pos.bias(LAYER, 64, 64, 2, (cams[:1][None], cams))[..., 64:], expected.expand(-1, 2, -1, -1), atol=1e-5)
+    assert w[1] == 1 and 0.5 < w[2] < 0.9 and w[3] < 0.01
+
+
+def test_a_bias_with_moved_gains_saves_and_loads(tiny_pipe, tmp_path):
+    p = _with_position(tiny_pipe, 3.0)
+    p.register_modules(reference_position=p.reference_position.with_moved_gains(10.0))
+    with torch.no_grad():
+        p.reference_position.moved_gain.copy_(torch.randn(p.reference_position.moved_gain.shape))
+    p.save_pretrained(tmp_path)
+    q = DiffPortrait3DPipeline.from_pretrained(tmp_path).reference_position
+    assert q.config.moved_degrees == 10.0 and torch.equal(q.moved_gain, p.reference_position.moved_gain)
+
+
+def test_train_unet_false_trains_only_the_bias(tiny_pipe, tmp_path):
+    options = ReferenceOptions(position_gain=2.0, position_lr=0.1, position_moved_degrees=10.0, train_unet=False)
+    stage = stage_class("reference")(copy.deepcopy(tiny_pipe), views=2, options=options)
+    before = copy.deepcopy(stage.reference_unet.state_dict())
+    train(_cfg(tmp_path, "reference", lr=1e-3), stage, ToySet(), progress=False)
+    assert all(torch.equal(v, stage.reference_unet.state_dict()[k]) for k, v in before.items())
+    assert (stage.position.gain - 2.0).abs().max() > 0.05

@@ -9,13 +9,18 @@ the image side, so each head can prefer the reference's token at the same place 
 camera changes) by as much as training finds useful. Own tokens get no bias. Where the cameras are known
 (the pipeline's reference and view labels, the training pairs' labels) the kernel is centred where the
 query's surface point lies in the reference instead (proxy_warp.py: a proxy sphere), zero where that point
-is hidden from it; at the reference's own camera that is the same kernel.
+is hidden from it; at the reference's own camera that is the same kernel. With `moved_degrees` > 0 each head
+has a second gain for moved cameras, blended by the angle theta between the two cameras' viewing directions:
+gain(theta) = moved_gain + (gain - moved_gain) exp(-theta^2 / 2 moved_degrees^2), because copying the reference
+in place pays at its own camera (reconstruction) while the warp is only approximate once the camera moves
+(docs/miniature.md, takes seven to nine).
 
 A separate pipeline component, absent from the release (which then runs bitwise as before); trained
 with the reference UNet in stage 1 (training/stages/diffportrait3d.py).
 """
 
 import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
@@ -27,9 +32,11 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
     config_name = "config.json"
 
     @register_to_config
-    def __init__(self, layers: tuple[str, ...] = (), heads: int = 8, sigma: float = 0.04, initial_gain: float = 3.0):
+    def __init__(self, layers: tuple[str, ...] = (), heads: int = 8, sigma: float = 0.04, initial_gain: float = 3.0,
+                 moved_degrees: float = 0.0):
         super().__init__()
         self.gain = nn.Parameter(torch.full((len(layers), heads), float(initial_gain)))
+        self.moved_gain = nn.Parameter(self.gain.detach().clone()) if moved_degrees > 0 else None
         self._index = {name: i for i, name in enumerate(layers)}
         self._kernels: dict[int, torch.Tensor] = {}
         self._warp_cache: dict[tuple, torch.Tensor] = {}
@@ -40,6 +47,23 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
         layers = [n for n in unet.attn_processors if n.endswith("attn1.processor")]
         heads = max(m.heads for n, m in unet.named_modules() if n.endswith("attn1"))
         return cls(layers=tuple(layers), heads=heads, sigma=sigma, initial_gain=gain)
+
+    def with_moved_gains(self, degrees: float) -> "ReferencePositionBias":
+        """A copy with a moved-camera gain per head (starting equal to the same-camera gain), blended over `degrees`."""
+        out = ReferencePositionBias(**{**{k: v for k, v in self.config.items() if not k.startswith("_")}, "moved_degrees": degrees})
+        with torch.no_grad():
+            out.gain.copy_(self.gain)
+            out.moved_gain.copy_(self.moved_gain if self.moved_gain is not None else self.gain)
+        return out.to(self.gain.device)
+
+    def same_camera_weight(self, cameras) -> torch.Tensor:
+        """(B, R): exp(-theta^2 / 2 moved_degrees^2), theta the angle between each view's and each reference's
+        viewing direction (the cameras' +z axes)."""
+        reference_labels, target_labels = cameras
+        forward = lambda labels: F.normalize(labels.double()[..., [2, 6, 10]], dim=-1)  # noqa: E731  column 2 of cam2world
+        cos = (forward(reference_labels) * forward(target_labels)[:, None]).sum(-1).clamp(-1, 1)
+        theta = torch.rad2deg(torch.arccos(cos))
+        return torch.exp(-(theta**2) / (2 * self.config.moved_degrees**2)).float()
 
     @staticmethod
     def _grid(side: int) -> torch.Tensor:
@@ -83,15 +107,24 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
         if cameras is None:
             k = self.kernel(n).to(g.device, g.dtype).repeat(1, n_reference // n)
             return torch.cat([torch.zeros(heads, n, n, device=g.device, dtype=g.dtype), g[:, None, None] * k], dim=-1)
-        k = self._warps(n, cameras).to(g.device, g.dtype)
-        own = torch.zeros(k.shape[0], heads, n, n, device=g.device, dtype=g.dtype)
-        return torch.cat([own, g[None, :, None, None] * k[:, None]], dim=-1)
+        k = self._cached("kernel", n, cameras).to(g.device, g.dtype)  # (B, n, R n)
+        b = k.shape[0]
+        own = torch.zeros(b, heads, n, n, device=g.device, dtype=g.dtype)
+        if self.moved_gain is None:
+            return torch.cat([own, g[None, :, None, None] * k[:, None]], dim=-1)
+        moved = self.moved_gain[self._index[layer], :heads]
+        w = self._cached("weights", 0, cameras).to(g.device, g.dtype)  # (B, R)
+        gains = moved + (g - moved) * w[..., None]  # (B, R, heads)
+        r = gains.shape[1]
+        biased = gains.permute(0, 2, 1)[:, :, None, :, None] * k.view(b, 1, n, r, n)
+        return torch.cat([own, biased.reshape(b, heads, n, r * n)], dim=-1)
 
-    def _warps(self, n: int, cameras) -> torch.Tensor:
-        """warped_kernel, kept for the last cameras seen (a render asks for the same ones every step and layer)."""
-        key = (n, tuple((tuple(c.shape), tuple(c.double().flatten().tolist())) for c in cameras))
+    def _cached(self, what: str, n: int, cameras) -> torch.Tensor:
+        """warped_kernel (`what` "kernel") or same_camera_weight ("weights") for the last cameras seen: a render
+        asks for the same ones at every step and layer."""
+        key = (what, n) + tuple((tuple(c.shape), tuple(c.double().flatten().tolist())) for c in cameras)
         if key not in self._warp_cache:
-            if len(self._warp_cache) > 8:
+            if len(self._warp_cache) > 16:
                 self._warp_cache.clear()
-            self._warp_cache[key] = self.warped_kernel(n, cameras)
+            self._warp_cache[key] = self.warped_kernel(n, cameras) if what == "kernel" else self.same_camera_weight(cameras)
         return self._warp_cache[key]

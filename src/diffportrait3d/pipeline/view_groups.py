@@ -22,8 +22,9 @@ class ViewConditions:
     control_images: torch.Tensor  # (N, 3, H, W) one condition image per view, in [-1, 1]
     guidance_scale: float = 3.0
     control_scale: float = 1.0
-    reference_labels: torch.Tensor | None = None  # (R, 25) the references' cameras, with `labels`: a camera-aware
-    labels: torch.Tensor | None = None            # (N, 25) each view's camera         position bias (or None)
+    # the cameras, for a position bias centred through them (models/reference_position.py); None: not known
+    reference_labels: torch.Tensor | None = None  # (R, 25) one per reference
+    labels: torch.Tensor | None = None            # (N, 25) one per view
 
     def select(self, views) -> "ViewConditions":
         """The same conditions for a subset of the views (a window), indices into the N views."""

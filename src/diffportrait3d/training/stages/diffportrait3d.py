@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ...data.eg3d_dataset import PairDataset, ViewGroupDataset
+from ...errors import UserError
 from ...media import tensor_to_pil
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
 from ...models.latent_scale import scale_latents
@@ -52,12 +53,17 @@ class ReferenceOptions(PairOptions):
     position_gain: float = 0.0  # > 0: give a model without one a ReferencePositionBias starting at this gain
     position_sigma: float = 0.04  # its kernel width, in units of the image side
     position_lr: float = 5e-3  # its gains' learning rate (a few units of logit must be reachable in a run)
+    position_moved_degrees: float = 0.0  # > 0: give the bias a second gain per head for moved cameras, blended over this angle
+    train_unet: bool = True  # false: the reference UNet stays as it is, only the position bias trains
 
     def __post_init__(self):
         super().__post_init__()
         check_option("position_gain", self.position_gain, 0)
         check_option("position_sigma", self.position_sigma, 0, lo_open=True)
         check_option("position_lr", self.position_lr, 0, lo_open=True)
+        check_option("position_moved_degrees", self.position_moved_degrees, 0)
+        if not isinstance(self.train_unet, bool):
+            raise UserError(f"option train_unet must be true or false, got {self.train_unet!r}")
 
 
 class DiffPortrait3DStage(Stage):
@@ -188,10 +194,13 @@ class ReferenceStage(DiffPortrait3DStage):
         if options.position_gain > 0 and pipe.reference_position is None:
             position = ReferencePositionBias.for_unet(pipe.unet, options.position_sigma, options.position_gain)
             pipe.register_modules(reference_position=position)
+        moved = options.position_moved_degrees
+        if moved > 0 and pipe.reference_position is not None and pipe.reference_position.config.moved_degrees != moved:
+            pipe.register_modules(reference_position=pipe.reference_position.with_moved_gains(moved))
         super().__init__(pipe, options=options, **kw)
         unused = set(reference_unet_unused(pipe.reference_unet))
         for n, p in pipe.reference_unet.named_parameters():
-            p.requires_grad_(n not in unused)
+            p.requires_grad_(n not in unused and options.train_unet)
 
     def trained(self):
         return self.reference
@@ -199,8 +208,8 @@ class ReferenceStage(DiffPortrait3DStage):
     def param_groups(self):
         if self.position is None:
             return super().param_groups()
-        return [{"params": [p for p in self.reference_unet.parameters() if p.requires_grad]},
-                {"params": list(self.position.parameters()), "lr": self.opts.position_lr}]
+        unet = [p for p in self.reference_unet.parameters() if p.requires_grad]
+        return ([{"params": unet}] if unet else []) + [{"params": list(self.position.parameters()), "lr": self.opts.position_lr}]
 
 
 @register
