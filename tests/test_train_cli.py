@@ -19,6 +19,9 @@ def dataset(tmp_path_factory):
 
 
 def test_train_stages_and_render_with_3d_aware_noise(dataset, tiny_model_dir, tmp_path, capsys):
+    # a new noise model's initial weights come from the global RNG: fixed here, or they depend on which tests ran
+    # before in this process (under xdist the auto-vs-none difference below then sometimes rounded to <= 1/255)
+    torch.manual_seed(0)
     out = tmp_path / "n3d"
     assert main(["train", "--stage", "noise3d", "--data", str(dataset), "--model", str(tiny_model_dir), "-o", str(out),
                  "--max-steps", "2", "--batch-size", "2", "--lr", "1e-3", "--set", "save_every=1", "--set", "keep_last=1", "--set", "log_every=1"]) == 0

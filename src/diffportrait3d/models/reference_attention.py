@@ -94,7 +94,8 @@ class ReferenceAttnProcessor:
             raise ValueError(f"reference bank batch {k_ref.shape[0]} fits neither 1 nor the {rows} conditional rows")
         bias = None
         if reference.position is not None:
-            bias = reference.position.bias(self.name, hidden_states.shape[1], k_ref.shape[1], attn.heads, reference.cameras)
+            bias = reference.position.bias(self.name, hidden_states.shape[1], k_ref.shape[1], attn.heads,
+                                           reference.cameras)
         out = _attend_with_reference(attn, hidden_states[:rows], k_ref, v_ref, bias)
         if rows == hidden_states.shape[0]:
             return out

@@ -50,7 +50,8 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
 
     def with_moved_gains(self, degrees: float) -> "ReferencePositionBias":
         """A copy with a moved-camera gain per head (starting equal to the same-camera gain), blended over `degrees`."""
-        out = ReferencePositionBias(**{**{k: v for k, v in self.config.items() if not k.startswith("_")}, "moved_degrees": degrees})
+        config = {k: v for k, v in self.config.items() if not k.startswith("_")}
+        out = ReferencePositionBias(**{**config, "moved_degrees": degrees})
         with torch.no_grad():
             out.gain.copy_(self.gain)
             out.moved_gain.copy_(self.moved_gain if self.moved_gain is not None else self.gain)
@@ -60,8 +61,7 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
         """(B, R): exp(-theta^2 / 2 moved_degrees^2), theta the angle between each view's and each reference's
         viewing direction (the cameras' +z axes)."""
         reference_labels, target_labels = cameras
-        forward = lambda labels: F.normalize(labels.double()[..., [2, 6, 10]], dim=-1)  # noqa: E731  column 2 of cam2world
-        cos = (forward(reference_labels) * forward(target_labels)[:, None]).sum(-1).clamp(-1, 1)
+        cos = (_forward(reference_labels) * _forward(target_labels)[:, None]).sum(-1).clamp(-1, 1)
         theta = torch.rad2deg(torch.arccos(cos))
         return torch.exp(-(theta**2) / (2 * self.config.moved_degrees**2)).float()
 
@@ -126,5 +126,11 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
         if key not in self._warp_cache:
             if len(self._warp_cache) > 16:
                 self._warp_cache.clear()
-            self._warp_cache[key] = self.warped_kernel(n, cameras) if what == "kernel" else self.same_camera_weight(cameras)
+            made = self.warped_kernel(n, cameras) if what == "kernel" else self.same_camera_weight(cameras)
+            self._warp_cache[key] = made
         return self._warp_cache[key]
+
+
+def _forward(labels: torch.Tensor) -> torch.Tensor:
+    """Unit viewing directions (..., 3) of EG3D labels (..., 25): the cam2world matrix's third column."""
+    return F.normalize(labels.double()[..., [2, 6, 10]], dim=-1)

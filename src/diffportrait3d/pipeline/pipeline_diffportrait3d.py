@@ -187,8 +187,8 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         # 2. conditions
         cond = ViewConditions(context=self.prompt_embedding().to(device, dtype),
                               ref_latents=self.encode(refs.to(device), generator, sample_posterior).to(dtype),
-                              control_images=conds.to(device, dtype), guidance_scale=guidance_scale, control_scale=control_scale,
-                              reference_labels=ref_labels, labels=labels)
+                              control_images=conds.to(device, dtype), guidance_scale=guidance_scale,
+                              control_scale=control_scale, reference_labels=ref_labels, labels=labels)
         # 3. timesteps: the scheduler steps the loop (the release's DDIM gets the LDM alphas)
         scheduler = mode.scheduler(use_release_schedule(self.scheduler))
         scheduler.set_timesteps(steps, device=device)

@@ -28,7 +28,8 @@ class ViewConditions:
 
     def select(self, views) -> "ViewConditions":
         """The same conditions for a subset of the views (a window), indices into the N views."""
-        return replace(self, control_images=self.control_images[views], labels=None if self.labels is None else self.labels[views])
+        labels = None if self.labels is None else self.labels[views]
+        return replace(self, control_images=self.control_images[views], labels=labels)
 
     def cameras(self, views: slice):
         """(reference labels (1, R, 25), labels of `views`) for the read path's position bias, or None."""

@@ -53,7 +53,7 @@ class ReferenceOptions(PairOptions):
     position_gain: float = 0.0  # > 0: give a model without one a ReferencePositionBias starting at this gain
     position_sigma: float = 0.04  # its kernel width, in units of the image side
     position_lr: float = 5e-3  # its gains' learning rate (a few units of logit must be reachable in a run)
-    position_moved_degrees: float = 0.0  # > 0: give the bias a second gain per head for moved cameras, blended over this angle
+    position_moved_degrees: float = 0.0  # > 0: a second gain per head for moved cameras, blended over this angle
     train_unet: bool = True  # false: the reference UNet stays as it is, only the position bias trains
 
     def __post_init__(self):
@@ -209,7 +209,8 @@ class ReferenceStage(DiffPortrait3DStage):
         if self.position is None:
             return super().param_groups()
         unet = [p for p in self.reference_unet.parameters() if p.requires_grad]
-        return ([{"params": unet}] if unet else []) + [{"params": list(self.position.parameters()), "lr": self.opts.position_lr}]
+        position = {"params": list(self.position.parameters()), "lr": self.opts.position_lr}
+        return ([{"params": unet}] if unet else []) + [position]
 
 
 @register
