@@ -10,7 +10,7 @@ import torch
 from diffusers.models.attention_processor import Attention
 
 from diffportrait3d.cameras import LOOKAT, camera_labels, camera_origin
-from diffportrait3d.models.denoiser import guided_eps
+from diffportrait3d.models.denoiser import guided_eps, naive_guided_eps
 from diffportrait3d.models.noise3d_geometry import pixel_uv, rays
 from diffportrait3d.models.proxy_warp import CENTRE, RADIUS, token_warp
 from diffportrait3d.models.reference_attention import _attend_with_reference
@@ -91,6 +91,19 @@ def test_zero_gain_changes_nothing_and_a_gain_changes_the_prediction(tiny_pipe):
     plain = _eps(tiny_pipe)
     assert torch.allclose(_eps(_with_position(tiny_pipe, 0.0)), plain, atol=1e-5)  # SDPA with a mask: another kernel
     assert (_eps(_with_position(tiny_pipe, 3.0)) - plain).abs().max() > 1e-3
+
+
+def test_the_batched_and_the_authors_order_agree_with_a_camera_centred_bias(tiny_pipe):
+    pipe = _with_position(tiny_pipe, 3.0)
+    g = torch.Generator().manual_seed(0)
+    x, ref = torch.randn(2, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
+    cond = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+    cameras = (_labels((10, 0))[None], _labels((40, 0), (-30, 5)))
+    with torch.no_grad():
+        ours = guided_eps(pipe.networks, x, 500, pipe.prompt_embedding(1), ref, cond, cameras=cameras)[0]
+        naive = naive_guided_eps(pipe.networks, x, 500, pipe.prompt_embedding(1), ref, cond, cameras=cameras)[0]
+        plain = guided_eps(pipe.networks, x, 500, pipe.prompt_embedding(1), ref, cond)[0]
+    assert torch.allclose(ours, naive, atol=1e-5) and (ours - plain).abs().max() > 1e-3
 
 
 def test_saved_and_loaded_with_the_pipeline(tiny_pipe, tiny_model_dir, tmp_path):

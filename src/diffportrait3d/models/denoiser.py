@@ -98,7 +98,7 @@ def guided_eps(nets: Networks, x, t, context, ref_latents, control_image, guidan
 
 
 def naive_guided_eps(nets: Networks, x, t, context, ref_latents, control_image, guidance_scale: float = 3.0,
-                     control_scale: float = 1.0):
+                     control_scale: float = 1.0, cameras=None):
     """The authors' order: reference UNet per view (each reference repeated V times, its tokens
     projected per view), ControlNet also for the unconditional call (output unused), two backbone calls."""
     v, r = x.shape[0], ref_latents.shape[0]
@@ -106,6 +106,6 @@ def naive_guided_eps(nets: Networks, x, t, context, ref_latents, control_image, 
     bank = ReferenceBank({k: torch.cat([b[k] for b in banks], dim=1) for k in banks[0]})
     res = control_residuals(nets, x, t, context, control_image, control_scale)
     control_residuals(nets, x, t, context, control_image, control_scale)
-    eps_c = backbone_eps(nets, x, t, context, v, ReferenceState("read", bank, v, nets.position), res)
+    eps_c = backbone_eps(nets, x, t, context, v, ReferenceState("read", bank, v, nets.position, cameras), res)
     eps_u = backbone_eps(nets, x, t, context, v)
     return eps_u + guidance_scale * (eps_c - eps_u), eps_c, eps_u
