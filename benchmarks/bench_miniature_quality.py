@@ -59,7 +59,7 @@ NOISE_MEAN = {"noise_mean": None}  # --noise-mean, for every generated view (Non
 
 
 def generate(pipe, subject, angles, steps, **kw):
-    return generate_views(pipe, subject, angles, steps, condition_seed=0, **NOISE_MEAN, **kw)
+    return generate_views(pipe, subject, angles, steps, **NOISE_MEAN, **kw)
 
 
 VARIANTS = {  # name -> generate() keywords; None: copy the reference

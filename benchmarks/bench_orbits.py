@@ -66,7 +66,7 @@ def main():
     rows, sheets = {}, {}
     for pname, (traj, closed) in paths(args.views).items():
         labels = traj.labels
-        conds = render_conditions(labels, size, condition_seed=7)
+        conds = render_conditions(labels, size)
         for i, ident in enumerate(ids):
             scene = build_scene(Identity.sample(ident), Expression())
             ref = image_to_tensor(render_scene(scene, camera_label(0.0, 0.0), size).pil())

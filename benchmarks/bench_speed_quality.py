@@ -78,7 +78,7 @@ def bench_modes(args):
     yaws = np.linspace(-45, 45, args.views)
     rng = np.random.default_rng(args.seed)
     orbits = [Orbit(args.seed, i, yaws, rng) for i in range(args.identities)]
-    conds = render_conditions(orbits[0].labels, pipe.image_size, 0)
+    conds = render_conditions(orbits[0].labels, pipe.image_size)
     modes = args.modes.split(",") + ([NOISE_FLOOR] if args.noise_floor else [])
     rows = {m: [] for m in modes}
     for i, orbit in enumerate(orbits):

@@ -29,6 +29,26 @@ def head_turn():
     return [render_scene(scene, lab, 192).pil() for lab in labels], labels
 
 
+def test_alignment_runs_hog_once_per_turn_before_the_cnn_fallback(monkeypatch):
+    """HOG looks at the image in 4 turns, then the CNN detector alone: HOG must not rerun on the upright image."""
+    from diffportrait3d.faces.dlib_models import dlib_faces
+
+    faces, calls = dlib_faces(), []
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def run(self, image, *args):
+            calls.append(image.shape)
+            return self.inner.run(image, *args)
+
+    monkeypatch.setattr(faces, "detector", Counting(faces.detector))
+    with pytest.raises(UserError, match="no face found"):
+        align_face(Image.new("RGB", (200, 150), (128, 128, 128)))
+    assert calls == [(150, 200, 3), (200, 150, 3), (200, 150, 3), (150, 200, 3)]
+
+
 @pytest.mark.parametrize("photo", [astronaut, grace_hopper])
 def test_aligning_an_aligned_image_returns_it(photo):
     aligned = align_portrait(Image.fromarray(photo()), 512).image

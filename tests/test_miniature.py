@@ -41,7 +41,7 @@ def subjects():
 
 
 def generate(pipe, subject, angles, **kw):
-    return generate_views(pipe, subject, angles, STEPS, condition_seed=7, **kw)
+    return generate_views(pipe, subject, angles, STEPS, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -95,9 +95,10 @@ def check_proxy_folder(s: RenderSettings, conditions: Path) -> None:
                         "(in file-name order)")
 
 
-def load_references(references, crop: str = "auto") -> list:
+def load_references(references, crop: str = "auto", names: list[str] | None = None) -> list:
     """Paths or PIL images -> faces.crop.AlignedPortrait (.image RGB, .label the estimated EG3D camera or
-    None), cropped as `crop` says; a UserError names a bad one."""
+    None), cropped as `crop` says; a UserError names a bad one (by its path, or by `names` when given: the
+    web page's uploads live under temporary paths the user never chose)."""
     from ..faces.crop import crop_face
     from ..media import open_rgb, to_rgb
 
@@ -105,8 +106,9 @@ def load_references(references, crop: str = "auto") -> list:
         references = [references]
     if not references:
         raise UserError("no reference image given")
-    return [crop_face(to_rgb(r) if isinstance(r, Image.Image) else open_rgb(r), crop, str(r) if not isinstance(r, Image.Image)
-                      else "the reference image") for r in references]
+    if names is None:
+        names = ["the reference image" if isinstance(r, Image.Image) else str(r) for r in references]
+    return [crop_face(to_rgb(r) if isinstance(r, Image.Image) else open_rgb(r), crop, name) for r, name in zip(references, names)]
 
 
 def make_conditions(s: RenderSettings, size: int):

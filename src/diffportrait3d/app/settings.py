@@ -5,6 +5,7 @@ and `check_settings` both use, so a number the command line refuses is refused b
 from dataclasses import dataclass
 
 from ..cameras.trajectories import PATHS
+from ..conditions.sources import DEFAULT_CONDITION_SEED
 from ..faces.crop import CROP_MODES
 from ..pipeline.modes import MODES
 from ..pipeline.noise_mean import NOISE_MEANS
@@ -37,7 +38,7 @@ class RenderSettings:
     yaw: str = "-40:40"          # range A:B or one value, degrees
     pitch: str = "0"
     views: int | None = None     # None: DEFAULT_VIEWS on a path, every image of a folder, every frame of a video
-    condition_seed: int = 0      # identity the built-in renderer draws
+    condition_seed: int = DEFAULT_CONDITION_SEED  # identity the built-in renderer draws
     proxy: str = "auto"          # 3D-aware initial noise: auto | none | a folder of proxy images
     # sampling
     mode: str = "exact"          # a pipeline.modes.MODES key: exact (the release's DDIM) | fast | ...

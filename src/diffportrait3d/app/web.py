@@ -70,9 +70,9 @@ class WebRenderer:
         """The uploaded image as the model sees it (cropped, at the model's size) and the line saying how it was cropped."""
         if not upload:
             raise UserError("upload a portrait image (or pick a sample) first")
-        ref = load_references([upload], crop)[0]
+        ref = load_references([upload], crop, names=["the portrait"])[0]
         size = self.pipe.image_size
-        return ref.image.resize((size, size)), page_message(ref.note.replace(str(upload), "the portrait"))
+        return ref.image.resize((size, size)), page_message(ref.note)
 
     def preview(self, s: RenderSettings):
         conds, _ = make_conditions(s, min(self.pipe.image_size, PREVIEW_SIZE))

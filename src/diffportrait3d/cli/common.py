@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from ..app.settings import CHOICES, DEFAULT_VIEWS, MAX_FPS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MAX_VIEWS, RenderSettings
+from ..app.settings import CHOICES, DEFAULT_CONDITION_SEED, DEFAULT_VIEWS, MAX_FPS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MAX_VIEWS, RenderSettings
 from ..preflight import describe_range, in_range
 
 
@@ -89,8 +89,9 @@ def add_camera_args(p):
                    help=f"number of views, 1..{MAX_VIEWS} (default 16); with a condition video, frames sampled from it "
                         "(at most its frame count); not used with a condition folder, whose images are all used")
     p.add_argument("--path", default="orbit", help="orbit, nod, spiral, bounce, or a JSON file of angles or 25-float EG3D labels")
-    p.add_argument("--condition-seed", type=number(0, MAX_SEED), default=0, dest="condition_seed",
-                   help="identity drawn by the built-in renderer")
+    p.add_argument("--condition-seed", type=number(0, MAX_SEED), default=DEFAULT_CONDITION_SEED, dest="condition_seed",
+                   help=f"identity drawn by the built-in renderer (default {DEFAULT_CONDITION_SEED}: one whose renders carry the "
+                        "camera well, benchmarks/bench_carriers.py)")
 
 
 def say(line: str) -> None:

@@ -7,7 +7,6 @@ OUT gets turntable.mp4, turntable.gif and contact_sheet.png (replaced if there);
 
 from .common import add_camera_args, add_crop_arg, add_model_args, add_sampling_args, note_if_mini_on_photo, say, settings_from_args
 
-DEMO_CONDITION = 7       # the proxy identity whose renders carry the cameras
 OUTPUTS = ("turntable.mp4", "turntable.gif", "contact_sheet.png")
 
 
@@ -20,7 +19,7 @@ def add_parser(sub, name):
     add_crop_arg(p)
     add_sampling_args(p)
     add_camera_args(p)
-    p.set_defaults(func=run, condition_seed=DEMO_CONDITION)
+    p.set_defaults(func=run)
 
 
 def run(args):

@@ -129,17 +129,17 @@ def align_face(img: Image.Image, name: str = "the image") -> Alignment:
         if found is not None:
             return Alignment(_unturn(found.quad, quarters, arr.shape), _unturn(found.landmarks, quarters, arr.shape),
                              90 * quarters)
-    al = _align_array(arr, cnn=True)
+    al = _align_array(arr, cnn=True, hog=False)  # HOG already missed this image above
     if al is None:
         raise UserError(f"no face found in {name}: it needs a visible face with eyes and mouth "
                         f"(dlib misses profiles beyond about 60 degrees)")
     return al
 
 
-def _align_array(arr: np.ndarray, cnn: bool) -> Alignment | None:
+def _align_array(arr: np.ndarray, cnn: bool, hog: bool = True) -> Alignment | None:
     from .dlib_models import dlib_faces, face_landmarks
 
-    lm = face_landmarks(arr, cnn)
+    lm = face_landmarks(arr, cnn, hog)
     if lm is None:
         return None
     (lx, ly), (rx, ry) = lm[36:42].mean(0), lm[42:48].mean(0)

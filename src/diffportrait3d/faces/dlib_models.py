@@ -63,9 +63,10 @@ class DlibFaces:
         self._cnn = None
         self._metric = metric
 
-    def detect(self, image: np.ndarray, upsample: int = 1, cnn: bool = False):
-        """The most confident face rectangle, or None. cnn: when HOG finds none, ask the CNN detector."""
-        rects, scores, _ = self.detector.run(image, upsample, 0.0)
+    def detect(self, image: np.ndarray, upsample: int = 1, cnn: bool = False, hog: bool = True):
+        """The most confident face rectangle, or None. cnn: when HOG finds none, ask the CNN detector;
+        hog=False: the CNN detector alone (for callers that already ran HOG on this image)."""
+        rects, scores, _ = self.detector.run(image, upsample, 0.0) if hog else ([], [], [])
         if len(rects):
             return rects[int(np.argmax(scores))]
         return self._detect_cnn(image) if cnn else None
@@ -89,14 +90,15 @@ class DlibFaces:
         """dlib full_object_detection with 68 landmarks inside `rect`."""
         return self.predictor(image, rect)
 
-    def landmarks(self, image: np.ndarray, upsample: int = 1, upright: bool = True, cnn: bool = False) -> np.ndarray | None:
+    def landmarks(self, image: np.ndarray, upsample: int = 1, upright: bool = True, cnn: bool = False,
+                  hog: bool = True) -> np.ndarray | None:
         """(68, 2) float64 landmark pixel coordinates (x, y) of the most confident face, or None.
 
         upright: when the eyes are tilted by more than 10 degrees, rotate the image so they are
         level, find the landmarks again and rotate them back (dlib's regressor is trained on
         upright faces and drifts beyond about 25 degrees of roll).
         """
-        rect = self.detect(image, upsample, cnn)
+        rect = self.detect(image, upsample, cnn, hog)
         if rect is None:
             return None
         pts = _points(self.shape(image, rect))
@@ -111,7 +113,7 @@ class DlibFaces:
         centre = tuple(float(c) for c in pts.mean(0))
         m = cv2.getRotationMatrix2D(centre, angle, 1.0)  # level the eyes
         level = cv2.warpAffine(image, m, (image.shape[1], image.shape[0]), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-        rect2 = self.detect(level, upsample, cnn)
+        rect2 = self.detect(level, upsample, cnn)  # the levelled image is new to HOG
         if rect2 is None:
             return pts
         back = cv2.invertAffineTransform(m)
@@ -151,7 +153,7 @@ def dlib_faces() -> DlibFaces:
     return DlibFaces()
 
 
-def face_landmarks(image: np.ndarray, cnn: bool = True) -> np.ndarray | None:
+def face_landmarks(image: np.ndarray, cnn: bool = True, hog: bool = True) -> np.ndarray | None:
     """(68, 2) landmarks of the most confident face, HOG then (cnn) the CNN detector; None when there is none.
 
     Raises a UserError naming the extra to install when dlib or its models are missing.
@@ -159,6 +161,6 @@ def face_landmarks(image: np.ndarray, cnn: bool = True) -> np.ndarray | None:
     from ..errors import UserError
 
     try:
-        return dlib_faces().landmarks(image, cnn=cnn)
+        return dlib_faces().landmarks(image, cnn=cnn, hog=hog)
     except MetricUnavailable as e:
         raise UserError(f"face alignment needs dlib and its models: {e.reason}") from None
