@@ -1,7 +1,7 @@
 """Reconstruction and draw spread of one or more models, side by side (docs/miniature.md's take tables).
 
     python benchmarks/bench_draws.py [NAME=]MODEL [[NAME=]MODEL ...] [--seed 1000] [--subjects 6] [--steps 20]
-        [--noise-mean keep remove] [--figure draws.png]
+        [--noise-mean keep remove] [--condition-seed N] [--figure draws.png]
 
 For each held-out subject (metrics/heldout.py, `HeldoutSubject(seed, i, views=8)`), 4 independent draws in
 one group at the reference's own camera (reconstruction) and at the subject's second camera (novel):
@@ -18,17 +18,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from diffportrait3d.conditions.sources import DEFAULT_CONDITION_SEED
 from diffportrait3d.media import tensor_to_pil
 from diffportrait3d.metrics.heldout import HeldoutSubject, draws_at
 from diffportrait3d.pipeline.loading import load_pipeline
 from diffportrait3d.pipeline.noise_mean import NOISE_MEANS
 
 
-def measure(pipe, subjects, steps: int, noise_mean: str) -> dict:
+def measure(pipe, subjects, steps: int, noise_mean: str, condition_seed: int) -> dict:
     rec, nov = [], []
     for s in subjects:
-        rec.append(draws_at(pipe, s, s.angles[0], steps, noise_mean=noise_mean))
-        nov.append(draws_at(pipe, s, s.angles[1], steps, noise_mean=noise_mean))
+        rec.append(draws_at(pipe, s, s.angles[0], steps, noise_mean=noise_mean, condition_seed=condition_seed))
+        nov.append(draws_at(pipe, s, s.angles[1], steps, noise_mean=noise_mean, condition_seed=condition_seed))
     ssims = lambda rs: np.concatenate([r["ssim"] for r in rs])  # noqa: E731
     mean = lambda rs, k: float(np.mean([r[k] for r in rs]))  # noqa: E731
     images = [torch.cat([s.images[:1], r["images"]]) for s, r in zip(subjects, rec)]  # reference | draws, per subject
@@ -57,12 +58,13 @@ def main():
     ap.add_argument("--subjects", type=int, default=6)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--noise-mean", nargs="+", default=["keep", "remove"], choices=NOISE_MEANS)
+    ap.add_argument("--condition-seed", type=int, default=DEFAULT_CONDITION_SEED, help="the camera carrier (bench_carriers.py)")
     ap.add_argument("--figure", default=None, help="write the reconstruction draws as a PNG here")
     a = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     subjects = [HeldoutSubject(a.seed, i, views=8) for i in range(a.subjects)]
-    print(f"held-out seed {a.seed}, {a.subjects} subjects, 4 draws per camera, {a.steps} steps\n")
+    print(f"held-out seed {a.seed}, {a.subjects} subjects, 4 draws per camera, {a.steps} steps, condition seed {a.condition_seed}\n")
     print("| model | noise_mean | rec. SSIM (worst) | spread at ref. camera | face / background colour error "
           "| novel SSIM (worst) | spread at novel camera |")
     print("|---|---|---|---|---|---|---|")
@@ -72,7 +74,7 @@ def main():
         pipe = load_pipeline(path, device="cpu")
         pipe.set_progress_bar_config(disable=True)
         for nm in a.noise_mean:
-            m = measure(pipe, subjects, a.steps, nm)
+            m = measure(pipe, subjects, a.steps, nm, a.condition_seed)
             print(f"| {model} | {nm} | {m['rec']:.3f} ({m['rec_worst']:.3f}) | {m['spread']:.1f} | {m['face']:.1f} / "
                   f"{m['bg']:.1f} | {m['novel']:.3f} ({m['novel_worst']:.3f}) | {m['novel_spread']:.1f} |", flush=True)
             blocks.append((f"{model}, noise_mean={nm}: reference | 4 draws at its own camera", m["images"]))

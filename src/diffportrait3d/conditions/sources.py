@@ -23,9 +23,9 @@ from ..cameras import check_label
 from ..head import Expression, Identity, build_scene, render_scene
 from ..cameras.trajectories import make_trajectory
 
-# The proxy identity whose renders carry the cameras by default: short dark hair, no hat. Chosen by
-# benchmarks/bench_carriers.py on the validation heads (seed 1): the view ControlNet places the camera
-# within ~5° with carriers like it, but misreads hats by 30° and more (carriers 2 and 6).
+# The proxy identity whose renders carry the cameras by default: dark short hair, no hat. Chosen by
+# benchmarks/bench_carriers.py on the validation heads (seed 1): the miniature model's ControlNet places
+# the camera within ~5.5° on average with carriers like it, but misreads grey knit hats by 30° and more.
 DEFAULT_CONDITION_SEED = 7
 
 
