@@ -25,7 +25,7 @@ from ..cameras.trajectories import make_trajectory
 
 # The proxy identity whose renders carry the cameras by default: dark short hair, no hat. Chosen by
 # benchmarks/bench_carriers.py on the validation heads (seed 1): the miniature model's ControlNet places
-# the camera within ~5.5° on average with carriers like it, but misreads grey knit hats by 30° and more.
+# the camera within ~5.5° on average with carriers like it, but misreads grey short hair by 30° and more.
 DEFAULT_CONDITION_SEED = 7
 
 
