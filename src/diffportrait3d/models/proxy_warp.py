@@ -9,8 +9,8 @@ portrait's background moves little under an orbit about the head). Hits that fac
 reference camera are marked invisible: nothing there to copy.
 
 The sphere is fitted to the miniature world's heads (depth of renders of held-out subjects at
-yaw -80..80: centre (0, 0.016, 0.002), radius 0.266, mean residual 0.03), which sit where EG3D's FFHQ
-crops put a head, so the same proxy serves the full-size model. At the reference's own camera the warp
+yaw -80..80: centre (0, 0.016, 0.002), used as (0, 0.016, 0); radius 0.266, mean residual 0.03),
+which sit where EG3D's FFHQ crops put a head, so the same proxy serves the full-size model. At the reference's own camera the warp
 is the identity exactly.
 """
 

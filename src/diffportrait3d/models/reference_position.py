@@ -25,6 +25,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .noise3d_geometry import split_label
 from .proxy_warp import token_warp
 
 
@@ -133,4 +134,4 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
 
 def _forward(labels: torch.Tensor) -> torch.Tensor:
     """Unit viewing directions (..., 3) of EG3D labels (..., 25): the cam2world matrix's third column."""
-    return F.normalize(labels.double()[..., [2, 6, 10]], dim=-1)
+    return F.normalize(split_label(labels.double())[0][..., :3, 2], dim=-1)
