@@ -31,8 +31,8 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/diffportrait3d/weights/mini"))
     ap.add_argument("--strip-paths-only", action="store_true", help="only remove machine paths from MODEL's configs")
-    ap.add_argument("--noise-mean", default="remove", choices=NOISE_MEANS,
-                    help="the shipped model's sampling default (docs/miniature.md, take five: remove on 16x16 latents)")
+    ap.add_argument("--noise-mean", default="reference", choices=NOISE_MEANS,
+                    help="the shipped model's sampling default (docs/miniature.md: take five remove, take ten reference)")
     a = ap.parse_args()
     if a.strip_paths_only:
         return strip_machine_paths(Path(a.model))

@@ -190,7 +190,7 @@ def test_noise_mean_remove_is_the_release_run_with_mean_free_draws(tiny_pipe):
 
 
 def test_a_model_folder_names_its_noise_mean_default(tiny_pipe, tmp_path):
-    """model_index.json's noise_mean is the folder's default (the shipped mini says remove); an argument
+    """model_index.json's noise_mean is the folder's default (the shipped mini says reference); an argument
     overrides it; a folder without it keeps the release's noise."""
     assert tiny_pipe.config.noise_mean == "keep"
     tiny_pipe.register_to_config(noise_mean="remove")

@@ -66,6 +66,7 @@ def test_train_bad_config_exits_2(dataset, tmp_path, capsys):
     ("reference", {"position_lr": 0.0}, "option position_lr must be > 0, got 0.0"),
     ("reference", {"position_moved_degrees": -5}, "option position_moved_degrees must be >= 0, got -5"),
     ("reference", {"train_unet": "no"}, "option train_unet must be true or false, got 'no'"),
+    ("reference", {"control": 1}, "option control must be true or false, got 1"),
     ("view", {"same_view": "half"}, "option same_view must be a number, got 'half'"),
     ("base", {"reference_prob": -0.1}, "option reference_prob must be >= 0 and <= 1, got -0.1"),
 ])

@@ -205,3 +205,25 @@ def test_ema_follows_its_formula_is_exported_and_resumes(tiny_pipe, tmp_path):
           progress=False)
     again = UNet2DConditionModel.from_pretrained(tmp_path / "b" / "base" / "model" / "unet").state_dict()
     assert all(torch.equal(again[n], exported[n]) for n in exported)
+
+
+def test_reference_stage_with_control_runs_the_frozen_controlnet(tiny_pipe, tmp_path):
+    """options control: true: the reference trains with the view ControlNet giving the target's camera; the
+    ControlNet is in both the on and the off loss and never moves."""
+    from diffportrait3d.training.stages.diffportrait3d import ReferenceOptions
+
+    pipe = copy.deepcopy(tiny_pipe)
+    with torch.no_grad():  # a fresh ControlNet's zero convolutions add nothing: make it say something
+        g = torch.Generator().manual_seed(1)
+        for p in pipe.controlnet.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    plain = make_stage("reference", pipe)
+    with_control = make_stage("reference", pipe, options=ReferenceOptions(control=True))
+    batch = validation_batch(with_control, cfg(tmp_path, "reference"), ToySet(4))
+    a, b = validate(plain, batch), validate(with_control, batch)
+    assert abs(a["val_loss"] - b["val_loss"]) > 1e-4 and abs(a["val_off"] - b["val_off"]) > 1e-4
+    before = copy.deepcopy(with_control.controlnet.state_dict())
+    unet = next(p for p in with_control.reference_unet.parameters() if p.requires_grad).detach().clone()
+    train(cfg(tmp_path, "reference"), with_control, ToySet(4), progress=False)
+    assert all(torch.equal(v, with_control.controlnet.state_dict()[k]) for k, v in before.items())
+    assert not torch.equal(unet, next(p for p in with_control.reference_unet.parameters() if p.requires_grad))

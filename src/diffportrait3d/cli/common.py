@@ -49,9 +49,10 @@ def add_sampling_args(p):
                    help=f"classifier-free guidance scale, 0..{MAX_GUIDANCE}")
     p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic; exact mode)")
     p.add_argument("--noise-mean", default=None, choices=CHOICES["noise_mean"], dest="noise_mean",
-                   help="default: the model's (remove for mini, keep for others); keep: the release's noise; remove: each "
+                   help="default: the model's (reference for mini, keep for others); keep: the release's noise; remove: each "
                         "view's noise without its spatial mean, so the 3D-aware proxy sets the colours (steadier on small "
-                        "latents: docs/miniature.md)")
+                        "latents: docs/miniature.md); reference: remove, and views near the reference's camera "
+                        "pulled to its mean colour (fully within 30 degrees, not at all beyond 60)")
     add_seed_arg(p)
     p.add_argument("--group", type=number(1), default=8, help="views denoised together by the view modules (max 32)")
     add_view_plan_args(p)

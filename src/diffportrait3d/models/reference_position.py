@@ -61,9 +61,7 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
     def same_camera_weight(self, cameras) -> torch.Tensor:
         """(B, R): exp(-theta^2 / 2 moved_degrees^2), theta the angle between each view's and each reference's
         viewing direction (the cameras' +z axes)."""
-        reference_labels, target_labels = cameras
-        cos = (_forward(reference_labels) * _forward(target_labels)[:, None]).sum(-1).clamp(-1, 1)
-        theta = torch.rad2deg(torch.arccos(cos))
+        theta = viewing_angle(*cameras)
         return torch.exp(-(theta**2) / (2 * self.config.moved_degrees**2)).float()
 
     @staticmethod
@@ -130,6 +128,12 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
             made = self.warped_kernel(n, cameras) if what == "kernel" else self.same_camera_weight(cameras)
             self._warp_cache[key] = made
         return self._warp_cache[key]
+
+
+def viewing_angle(reference_labels: torch.Tensor, target_labels: torch.Tensor) -> torch.Tensor:
+    """(B, R) degrees between each target's (B, 25) and each reference's (B or 1, R, 25) viewing direction."""
+    cos = (_forward(reference_labels) * _forward(target_labels)[:, None]).sum(-1).clamp(-1, 1)
+    return torch.rad2deg(torch.arccos(cos))
 
 
 def _forward(labels: torch.Tensor) -> torch.Tensor:

@@ -20,10 +20,10 @@ from ..models.latent_scale import scale_latents, unscale_latents
 from ..models.noise3d import NoiseModel3D  # noqa: F401  diffusers loads only imported component modules
 from ..models.prompt_embedding import PromptEmbedding  # noqa: F401
 from ..models.reference_attention import install_reference_processors
-from ..models.reference_position import ReferencePositionBias  # noqa: F401
+from ..models.reference_position import ReferencePositionBias, viewing_angle  # noqa: F401
 from ..models.view_modules import ViewModules  # noqa: F401
 from .modes import MODES, SamplingMode
-from .noise_mean import NOISE_MEANS, with_noise_mean
+from .noise_mean import NOISE_MEANS, pull_to_reference_mean, reference_pull, with_noise_mean
 from .sampling import denoise
 from .schedule import alphas_cumprod_from_config, q_sample, use_release_schedule
 from .view_groups import ViewConditions, grouped_eps
@@ -49,7 +49,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
                               view_modules=view_modules, prompt_embedding=prompt_embedding, scheduler=scheduler,
                               noise_model=noise_model, reference_position=reference_position)
         # the model's own noise_mean default, saved in model_index.json: "keep" (the release) unless a model
-        # was made for "remove" (the miniature model: its 16x16 latents, docs/miniature.md)
+        # was made for another (the miniature model, "reference": its 16x16 latents, docs/miniature.md)
         self.register_to_config(noise_mean=noise_mean)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model, reference_position):
@@ -152,7 +152,8 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             for the release's independent groups of `group_size`); None: view_windows.DEFAULT for
             more views than one group. Closed paths are detected from `condition_labels`.
         noise_mean: "keep" (the release) or "remove": every view's noise without its spatial mean, so
-            that the 3D-aware proxy, not the noise, sets the global colour (pipeline/noise_mean.py);
+            that the 3D-aware proxy, not the noise, sets the global colour; "reference": as "remove", and
+            each step's clean-latent prediction pulled towards the references' mean colour (pipeline/noise_mean.py);
             None: the model's default (`pipe.config.noise_mean`, "keep" unless the model folder says otherwise).
         """
         if output_type not in ("pil", "pt", "latent"):
@@ -172,7 +173,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if auto:
             proxies = self.noise_proxies(refs[0], reference_label, condition_labels)
             proxies = images_to_tensor(proxies, size) if proxies is not None else None
-        n = conds.shape[0]
+        n, n_refs = conds.shape[0], refs.shape[0]
         plan, loop = plan_for(views, group_size, n, condition_labels)
         ref_labels, labels = _labels(reference_label, condition_labels)
         if plan.anchors and n > plan.group_size:  # paper eq. 5: sparse views first, then attended to by all
@@ -224,6 +225,10 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             step += 1
             return fuse(lambda w: grouped_eps(nets, x[w], t, cond.select(w), len(w), bank), x, windows)
 
+        if noise_mean == "reference":  # the user's references' mean colour, not the anchors drawn from them
+            degrees = None if ref_labels is None else viewing_angle(ref_labels[None, :n_refs], labels).min(dim=1).values
+            eps_fn = pull_to_reference_mean(eps_fn, self.alphas_cumprod, cond.ref_latents[:n_refs].float().mean(dim=(0, 2, 3)),
+                                            reference_pull(degrees))
         bar = self.progress_bar(total=len(scheduler.timesteps))
         bar.set_description(f"{n} views, {plan.name}{' (loop)' if loop else ''}, steps")
 

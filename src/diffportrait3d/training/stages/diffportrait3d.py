@@ -55,6 +55,7 @@ class ReferenceOptions(PairOptions):
     position_lr: float = 5e-3  # its gains' learning rate (a few units of logit must be reachable in a run)
     position_moved_degrees: float = 0.0  # > 0: a second gain per head for moved cameras, blended over this angle
     train_unet: bool = True  # false: the reference UNet stays as it is, only the position bias trains
+    control: bool = False  # true: the (frozen) view ControlNet gives the target's camera while the reference trains
 
     def __post_init__(self):
         super().__post_init__()
@@ -62,8 +63,9 @@ class ReferenceOptions(PairOptions):
         check_option("position_sigma", self.position_sigma, 0, lo_open=True)
         check_option("position_lr", self.position_lr, 0, lo_open=True)
         check_option("position_moved_degrees", self.position_moved_degrees, 0)
-        if not isinstance(self.train_unet, bool):
-            raise UserError(f"option train_unet must be true or false, got {self.train_unet!r}")
+        for name in ("train_unet", "control"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"option {name} must be true or false, got {getattr(self, name)!r}")
 
 
 class DiffPortrait3DStage(Stage):
@@ -198,6 +200,8 @@ class ReferenceStage(DiffPortrait3DStage):
         if moved > 0 and pipe.reference_position is not None and pipe.reference_position.config.moved_degrees != moved:
             pipe.register_modules(reference_position=pipe.reference_position.with_moved_gains(moved))
         super().__init__(pipe, options=options, **kw)
+        # with the camera known, moved pairs need not hedge: the reference can give what the target shows
+        self.control = options.control
         unused = set(reference_unet_unused(pipe.reference_unet))
         for n, p in pipe.reference_unet.named_parameters():
             p.requires_grad_(n not in unused and options.train_unet)
