@@ -47,8 +47,8 @@ class RenderSettings:
     eta: float = 0.5
     seed: int = 0
     noise_mean: str | None = None  # None: the model's (mini: reference) | keep (the release) | remove: the noise's
-    #                                spatial mean no longer sets each view's colour | reference: remove, and views
-    #                                near the reference's camera keep its mean colour (pipeline/noise_mean.py)
+    #                                spatial mean no longer sets each view's colour | reference: remove, and the
+    #                                views keep the reference's mean colour (pipeline/noise_mean.py)
     group: int = 8               # views denoised together by the view modules
     # view plan beyond one group (pipeline/view_windows.py); all None: the pipeline's default
     group_mode: str | None = None  # shifted | windows | groups, +anchors, +camera[=C] | +progressive[=C] | +mixed[=C] | +freenoise

@@ -51,8 +51,8 @@ def add_sampling_args(p):
     p.add_argument("--noise-mean", default=None, choices=CHOICES["noise_mean"], dest="noise_mean",
                    help="default: the model's (reference for mini, keep for others); keep: the release's noise; remove: each "
                         "view's noise without its spatial mean, so the 3D-aware proxy sets the colours (steadier on small "
-                        "latents: docs/miniature.md); reference: remove, and views near the reference's camera "
-                        "pulled to its mean colour (fully within 30 degrees, not at all beyond 60)")
+                        "latents: docs/miniature.md); reference: remove, and every view shifted back to the "
+                        "reference's mean colour by as much as the views within 60 degrees of its camera drift from it")
     add_seed_arg(p)
     p.add_argument("--group", type=number(1), default=8, help="views denoised together by the view modules (max 32)")
     add_view_plan_args(p)

@@ -153,7 +153,8 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             more views than one group. Closed paths are detected from `condition_labels`.
         noise_mean: "keep" (the release) or "remove": every view's noise without its spatial mean, so
             that the 3D-aware proxy, not the noise, sets the global colour; "reference": as "remove", and
-            each step's clean-latent prediction pulled towards the references' mean colour (pipeline/noise_mean.py);
+            every view's clean-latent prediction shifted each step by as much as the views within 60 degrees of
+            the reference's camera drift from its mean colour (pipeline/noise_mean.py);
             None: the model's default (`pipe.config.noise_mean`, "keep" unless the model folder says otherwise).
         """
         if output_type not in ("pil", "pt", "latent"):
