@@ -15,7 +15,6 @@ import torch
 
 from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, centre_colour, generate_views
 from diffportrait3d.metrics.ssim import ssim
-from diffportrait3d.models.latent_scale import scale_latents
 from diffportrait3d.models.reference_position import viewing_angle
 from diffportrait3d.pipeline.loading import load_pipeline
 
@@ -32,7 +31,7 @@ def main():
     torch.set_num_threads(2)
     pipe = load_pipeline(a.model, device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    means = lambda x: scale_latents(pipe.vae, pipe.vae.encode(x).latent_dist.mean).mean((2, 3))  # noqa: E731
+    means = lambda x: pipe.encode(x).mean((2, 3))  # noqa: E731  (scaled posterior-mean latents)
     rows = []
     with torch.no_grad():
         for i in range(a.subjects):

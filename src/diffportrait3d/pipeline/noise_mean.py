@@ -52,14 +52,14 @@ def pull_to_reference_mean(eps_fn: Callable, alphas_cumprod: torch.Tensor, refer
     sqrt(a) x0 + sqrt(1 - a) eps for DDPM- and sigma-type schedulers alike."""
     ref = reference_mean.reshape(1, -1, 1, 1)
     pull = torch.as_tensor(pull, dtype=torch.float32).reshape(-1, 1, 1, 1)
+    if pull.max() == 0:  # no view near a reference: nothing to measure the gap on
+        return eps_fn
 
     def fn(x, t):
         eps = eps_fn(x, t)
         a = alphas_cumprod[int(round(float(t)))].to(eps)
         gap = ((x - (1 - a).sqrt() * eps) / a.sqrt()).mean(dim=(-2, -1), keepdim=True) - ref.to(eps)
         w = pull.to(eps).expand(gap.shape[0], 1, 1, 1)
-        if w.sum() == 0:
-            return eps
         shift = (w * gap).sum(0, keepdim=True) / w.sum() * w.max()
         return eps + (a / (1 - a)).sqrt() * shift
 
