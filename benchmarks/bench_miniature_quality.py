@@ -22,7 +22,8 @@ view modules off, Gaussian instead of 3D-aware noise):
   camera: if the views do not change, the reference is ignored;
 - a 16-view yaw orbit (-45..45) from the same reference: flicker ratio (mean view-to-view change
   / the ground truth's), background drift (std across views of the mean border colour, 0-255),
-  worst view SSIM and broken views (SSIM to the ground truth < 0.3). 16 views are two groups: the
+  worst view SSIM, broken views (SSIM to the ground truth < 0.3) and the largest neighbour step / the median
+  (the largest over the subjects; where each subject's falls is printed below). 16 views are two groups: the
   pipeline's default view plan for long paths (pipeline/view_windows.py) unless --orbit-views.
 """
 
@@ -99,7 +100,7 @@ def main():
     vae = {"PSNR": psnr(rec, x).mean().item(), "SSIM": ssim(rec, x).mean().item()}
 
     rows = {name: {"ssim": [], "retrieval": [], "yaw": [], "bg": []} for name in VARIANTS}
-    orbit = {name: {"flicker": [], "bg_drift": [], "worst": [], "broken": 0, "jump": []} for name in ORBIT_VARIANTS}
+    orbit = {name: {"flicker": [], "bg_drift": [], "worst": [], "broken": 0, "jump": [], "jump_at": []} for name in ORBIT_VARIANTS}
     draws = {name: {"rec": [], "spread": [], "face": [], "bg": [], "novel": [], "novel_spread": []} for name in DRAW_VARIANTS}
     rng = np.random.default_rng(a.seed)
     for si, s in enumerate(subjects):
@@ -140,6 +141,7 @@ def main():
             o["broken"] += int((per_view < 0.3).sum())
             steps_ = (gen[1:] - gen[:-1]).abs().mean((1, 2, 3))
             o["jump"].append((steps_.max() / steps_.median()).item())
+            o["jump_at"].append(int(steps_.argmax()))
         print(f"subject {si + 1}/{a.subjects} done ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     table = {"vae": vae, "targets": {}, "orbit": {}}
@@ -171,6 +173,9 @@ def main():
                                     "worst_ssim": float(np.min(o["worst"])), "broken": o["broken"], "jump": float(np.max(o["jump"]))}
         print(f"| {name} | {t['flicker']:.3f} | {t['background_drift']:.1f} | {t['worst_ssim']:.3f} | "
               f"{t['broken']} of {16 * a.subjects} | {t['jump']:.2f} |")
+    for name, o in orbit.items():  # where: a seam between groups, or somewhere along the head?
+        at = ", ".join(f"{ORBIT[i]:+.0f}..{ORBIT[i + 1]:+.0f}" for i in o["jump_at"])
+        print(f"{name}: each subject's largest step between yaw {at} (degrees)")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if a.json:
         Path(a.json).write_text(json.dumps(table, indent=1))
