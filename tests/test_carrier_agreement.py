@@ -41,6 +41,12 @@ def test_two_carriers_per_view_from_the_folder(tmp_path):
         first = [k for k, c in enumerate(carriers) if torch.equal(c, b["condition"])]
         second = [k for k, c in enumerate(carriers) if torch.equal(c, b["other_condition"])]
         assert len(first) == 1 and len(second) == 1 and first != second  # two different carriers of this view
+    # one carrier is one draw, as before the option: later draws of the item (a group's next view) do not move
+    for v in range(3):
+        rng, old = one._rng(v, 0), one._rng(v, 0)
+        one._condition(v, rng)
+        old.integers(3)
+        assert rng.integers(2**31) == old.integers(2**31)
 
 
 def test_agreement_loss_is_the_mean_of_both_carriers_plus_their_difference(tiny_pipe, tmp_path):

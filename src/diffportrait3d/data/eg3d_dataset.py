@@ -81,8 +81,9 @@ class _EG3DBase(Dataset):
         if self.condition_source == "folder":
             paths = self.prerendered.get(self.index.views[v].rel[: -len(Path(self.index.views[v].rel).suffix)], [])
             if len(paths) >= n:
-                first = int(rng.integers(len(paths)))  # the only draw at n = 1: older runs stay bitwise
-                picks = [first] + [(first + 1 + int(j)) % len(paths) for j in rng.permutation(len(paths) - 1)[: n - 1]]
+                picks = [int(rng.integers(len(paths)))]  # the only draw at n = 1: older runs stay bitwise
+                if n > 1:  # n - 1 more, each another of the view's carriers
+                    picks += [(picks[0] + 1 + int(j)) % len(paths) for j in rng.permutation(len(paths) - 1)[: n - 1]]
                 images = []
                 for k in picks:
                     with Image.open(paths[k]) as img:

@@ -91,6 +91,7 @@ class DiffPortrait3DStage(Stage):
     Options, switchable = PairOptions, True
     grouped = False     # samples are groups of `views` target views (stage 3); else single targets
     control = True      # the view ControlNet runs (stages 2, 3)
+    agree = 0.0         # the carrier agreement's weight (the view stage's option agree)
 
     def __init__(self, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0,
                  snr_floor: float = 0.0, options: PairOptions | None = None, noise_offset: float = 0.0):
@@ -127,11 +128,6 @@ class DiffPortrait3DStage(Stage):
         carriers = 2 if self.agree > 0 else 1
         return Mapped(PairDataset(cfg.data, res=cfg.resolution or self.resolution, condition_source=source, seed=cfg.seed,
                                   same_view=self.opts.same_view, carriers=carriers), tensors_only)
-
-    @property
-    def agree(self) -> float:
-        """The carrier agreement's weight (view stage option agree; 0 for the other stages)."""
-        return getattr(self.opts, "agree", 0.0)
 
     def frozen(self):
         return [m for m in (self.vae, self.unet, self.reference, self.controlnet, self.view_modules, self.prompt_embedding)
@@ -254,6 +250,13 @@ class ViewStage(DiffPortrait3DStage):
     """Stage 2: the view ControlNet, on cross-identity condition images (option agree: two carriers per target)."""
 
     name, Options = "view", ViewOptions
+
+    def __init__(self, pipe, options: ViewOptions | None = None, **kw):
+        super().__init__(pipe, options=options or ViewOptions(), **kw)
+
+    @property
+    def agree(self) -> float:
+        return self.opts.agree
 
     def trained(self):
         return self.controlnet
