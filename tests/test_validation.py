@@ -15,7 +15,7 @@ from diffportrait3d.training.loop import train
 from diffportrait3d.training.noising import min_snr_weights
 from diffportrait3d.training.stages import stage_class
 from diffportrait3d.training.stages.base_models import BaseUNetStage
-from diffportrait3d.training.validation import validate, validation_batch
+from diffportrait3d.training.validation import gap_stalled, validate, validation_batch
 
 from toy_data import ToySet
 
@@ -86,14 +86,33 @@ def test_training_logs_validation_and_the_reference_gap_grows(tiny_pipe, tmp_pat
     """ToySet's subjects differ only in colour, which only the reference carries: what the reference
     UNet learns shows as val_off - val_loss. Measured: gap -0.002 at step 0, 0.17 / 0.30 / 0.35 at 10 / 20 / 30."""
     stage = make_stage("reference", tiny_pipe, snr_floor=0.25)
-    c = cfg(tmp_path, "reference", max_steps=30, val_every=10, lr=2e-3)
-    train(c, stage, ToySet(4), progress=False, val_dataset=ToySet(4))
+    # val_patience 1: a gap that grows at every validation never stops the run
+    c = cfg(tmp_path, "reference", max_steps=30, val_every=10, lr=2e-3, val_patience=1)
+    assert train(c, stage, ToySet(4), progress=False, val_dataset=ToySet(4))["step"] == 30
     with open(tmp_path / "reference" / "logs" / "val.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [0, 10, 20, 30]
     gap = [float(r["val_off"]) - float(r["val_loss"]) for r in rows]
     assert len({r["val_off"] for r in rows}) == 1  # the backbone is frozen: off never moves
     assert gap[-1] > gap[0] + 0.15 and gap[-1] > gap[1], gap
+
+
+def test_gap_stalled_counts_validations_since_the_best_gap():
+    rows = lambda gaps: [{"val_loss": 1.0, "val_off": 1.0 + g} for g in gaps]  # noqa: E731
+    assert not gap_stalled(rows([0.1, 0.2, 0.3]), 2)
+    assert not gap_stalled(rows([0.1, 0.3, 0.2]), 2)     # the best is 1 validation old
+    assert gap_stalled(rows([0.1, 0.3, 0.2, 0.25]), 2)   # 2 validations without a new best
+    assert not gap_stalled(rows([0.3, 0.3]), 2)          # too few to judge
+    assert gap_stalled([{"val_loss": v, "val_off": ""} for v in (0.5, 0.4, 0.45, 0.41)], 2)  # no off switch: the loss
+
+
+def test_training_stops_when_the_gap_stops_growing(tiny_pipe, tmp_path):
+    """Gradients clipped to zero and no weight decay: the weights never move, so the gap is the same at every
+    validation and patience 2 ends the run at the second validation after step 0, with the model exported."""
+    stage = make_stage("reference", tiny_pipe)
+    c = cfg(tmp_path, "reference", max_steps=20, val_every=1, val_patience=2, max_grad_norm=0.0, weight_decay=0.0)
+    assert train(c, stage, ToySet(4), progress=False, val_dataset=ToySet(4))["step"] == 2
+    assert (tmp_path / "reference" / "model" / "model_index.json").is_file()
 
 
 def test_same_view_pairs(tmp_path_factory):

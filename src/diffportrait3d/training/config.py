@@ -14,7 +14,7 @@ RANGES = dict(max_steps=(1, None, True), batch_size=(1, None, True), grad_accum=
               lr=(0, 1, False), warmup_steps=(0, None, True), weight_decay=(0, None, False), max_grad_norm=(0, None, False),
               ema_decay=(0, 1, False), seed=(0, None, True), resolution=(0, 4096, True), save_every=(1, None, True),
               keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True), val_every=(0, None, True), val_size=(1, 4096, True),
-              snr_gamma=(0, None, False), snr_floor=(0, None, False), noise_offset=(0, None, False), max_minutes=(0, None, False),
+              snr_gamma=(0, None, False), snr_floor=(0, None, False), noise_offset=(0, None, False), max_minutes=(0, None, False), val_patience=(0, None, True),
               workers=(0, 64, True))
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -53,6 +53,7 @@ class TrainConfig:
     val_data: str = ""                # held-out dataset for the validation losses ("": the first items of --data)
     val_every: int = 0                # validation period (steps): fixed batch, fixed t and noise, module on and off; 0 = off
     val_size: int = 16                # validation batch (timesteps spread evenly over 0..999)
+    val_patience: int = 0             # > 0: stop once the validation gap (off - on) has not grown for this many validations
     cache_latents: bool = True        # latent stages: encode every view once (training/latent_cache.py)
     weights: str = ""                 # folder with optional perceptual-loss weights (noise3d)
     options: dict = field(default_factory=dict)  # the stage's typed Options (training/stages/*.py), e.g. {"preset": "mini"}
@@ -70,6 +71,8 @@ class TrainConfig:
             raise UserError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.mixed_precision not in ("", "no", "fp16", "bf16"):
             raise UserError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.val_patience and not self.val_every:
+            raise UserError("val_patience needs validation: set val_every (e.g. --set val_every=100)")
         if not self.data:
             raise UserError("--data DIR is required (an EG3D-layout dataset, e.g. from `dp3d synth`)")
         if stage.needs_model and not self.model:

@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .datasets import SeededItems
 from .latent_cache import attach_latent_cache
 from .logs import TrainLog
-from .validation import validate, validation_batch
+from .validation import gap_stalled, validate, validation_batch
 
 logger = logging.getLogger(__name__)
 
@@ -166,12 +166,15 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
             rate = (step - start) / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total:.4f}", steps_s=f"{rate:.2f}")
             total = 0.0
-            last = step == cfg.max_steps or (deadline is not None and past(acc, deadline))
+            last = step == cfg.max_steps or (deadline is not None and any_process(acc, time.perf_counter() > deadline))
             if log is not None and (step % cfg.log_every == 0 or last):
                 log.write(step, {"loss": sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]), "lr": sched.get_last_lr()[0],
                                  "steps_per_s": rate})
-            if val_batch is not None and (step % cfg.val_every == 0 or last):
-                validation()
+            if cfg.val_every and (step % cfg.val_every == 0 or last):
+                if val_batch is not None:
+                    validation()
+                if cfg.val_patience and not last:  # the main process decides, every process stops at this step
+                    last = any_process(acc, log is not None and gap_stalled(log.read_val(), cfg.val_patience))
             if acc.is_main_process and (step % cfg.save_every == 0 or last):
                 last_good = save_checkpoint(out / "checkpoints", step, stage.trained(), opt, sched, ema, asdict(cfg), cfg.keep_last,
                                             acc.scaler)
@@ -192,10 +195,10 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
     return result
 
 
-def past(acc, deadline: float) -> bool:
-    """Whether any process has passed the wall-clock deadline (all stop at the same step)."""
-    late = torch.tensor(float(time.perf_counter() > deadline), device=acc.device)
-    return acc.reduce(late, reduction="sum").item() > 0
+def any_process(acc, flag: bool) -> bool:
+    """Whether `flag` holds on any process (a deadline passed, validation stalled): all stop at the same step."""
+    flags = torch.tensor(float(flag), device=acc.device)
+    return acc.reduce(flags, reduction="sum").item() > 0
 
 
 def export(stage, folder: Path, ema, params):

@@ -50,3 +50,12 @@ def validate(stage, batch: dict) -> dict:
     finally:
         stage.trained().train(was_training)
     return out
+
+
+def gap_stalled(rows: list[dict], patience: int) -> bool:
+    """Whether the last `patience` validations (rows of val.csv, oldest first) all fell short of the best
+    gap before them: what the module has learned (val_off - val_loss) stopped growing. Stages without an
+    off switch use the loss itself (its fall). Read from the log, so a resumed run counts the same."""
+    gaps = [float(r["val_off"]) - float(r["val_loss"]) if r.get("val_off") not in (None, "") else -float(r["val_loss"])
+            for r in rows]
+    return len(gaps) > patience and max(gaps[-patience:]) <= max(gaps[:-patience])
