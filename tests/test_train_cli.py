@@ -57,6 +57,8 @@ def test_train_bad_config_exits_2(dataset, tmp_path, capsys):
     assert "--stage must be one of" in capsys.readouterr().err
     assert main(["train", "--stage", "view", "--data", str(dataset), "-o", str(tmp_path / "x")]) == 2
     assert "needs --model" in capsys.readouterr().err
+    assert main(["train", "--stage", "base", "--data", str(dataset), "-o", str(tmp_path / "x"), "--set", "val_patience=3"]) == 2
+    assert "val_patience needs validation: set val_every" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("stage, options, message", [
