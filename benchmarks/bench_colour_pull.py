@@ -13,9 +13,9 @@ import argparse
 import numpy as np
 import torch
 
+from diffportrait3d.cameras.eg3d_torch import viewing_angle
 from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, centre_colour, generate_views
 from diffportrait3d.metrics.ssim import ssim
-from diffportrait3d.models.reference_position import viewing_angle
 from diffportrait3d.pipeline.loading import load_pipeline
 
 BINS = [(0, 1), (1, 20), (20, 40), (40, 60), (60, 90), (90, 180)]

@@ -20,7 +20,7 @@ from PIL import Image
 from diffportrait3d.atomic import atomic_folder
 from diffportrait3d.cli.main import main
 from diffportrait3d.errors import UserError
-from diffportrait3d.pipeline.loading import SHIPPED
+from diffportrait3d.pipeline.model_folder import SHIPPED
 from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeline
 from diffportrait3d.preflight import check_output_file, check_output_folder
 

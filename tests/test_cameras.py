@@ -9,6 +9,7 @@ import torch
 
 from diffportrait3d.cameras import (FOCAL, LOOKAT, RADIUS, camera_label, camera_origin, from_eg3d_angles,
                                                label_to_angles, look_at, pixel_rays, project, split_label)
+from diffportrait3d.cameras import eg3d_torch
 from diffportrait3d.cameras.trajectories import load_trajectory, make_trajectory, parse_range
 from diffportrait3d.errors import UserError
 
@@ -89,6 +90,57 @@ def test_project_inverts_pixel_rays():
     for i, j in [(0, 0), (3, 11), (15, 7)]:
         point = origin + 2.5 * dirs[i, j]
         assert np.allclose(project(point, label, 16), [j + 0.5, i + 0.5], atol=1e-9)
+
+
+
+# -- the torch twin (cameras/eg3d_torch.py) agrees with the numpy conventions ----------------------
+def torch_labels(*angles, **kw) -> torch.Tensor:
+    return torch.stack([torch.tensor(camera_label(y, p, **kw), dtype=torch.float32) for y, p in angles])
+
+
+def test_torch_rays_pass_through_lookat_and_match_pixel_rays():
+    lab = torch_labels((0, 0), (25, 10), (-60, -20), (170, 5))
+    origin, d = eg3d_torch.rays(lab, torch.tensor([0.5, 0.5]))
+    to_lookat = torch.tensor(LOOKAT, dtype=torch.float64) - origin
+    miss = torch.linalg.cross(to_lookat, d).norm(dim=-1)  # distance of the look-at point from the ray
+    assert miss.max() < 1e-5
+    assert ((to_lookat * d).sum(-1) > 2).all()  # in front of the camera, about 2.5 away
+    for i in range(len(lab)):
+        o_ref, d_ref = pixel_rays(lab[i].double().numpy(), 8)
+        o, d = eg3d_torch.rays(lab[i:i + 1], eg3d_torch.pixel_uv(8, 8))
+        np.testing.assert_allclose(o[0].numpy(), o_ref, atol=1e-6)
+        np.testing.assert_allclose(d[0].numpy(), d_ref, atol=1e-6)
+
+
+def test_torch_project_matches_numpy_project():
+    rng = np.random.default_rng(0)
+    points = rng.normal(0, 0.2, (10, 3)) + np.array(LOOKAT)
+    for yaw, pitch in [(0, 0), (37, -12), (-75, 30)]:
+        label = camera_label(yaw, pitch)
+        w2c, k = eg3d_torch.camera_tensors(label, dtype=torch.float64)
+        np.testing.assert_allclose(w2c.numpy(), np.linalg.inv(split_label(label)[0]), atol=1e-12)
+        cam = torch.from_numpy(points) @ w2c[:3, :3].T + w2c[:3, 3]
+        uvz = eg3d_torch.project(cam[None], k[None])[0]
+        np.testing.assert_allclose(uvz[:, :2].numpy(), project(points, label), atol=1e-12)
+        np.testing.assert_allclose(eg3d_torch.unproject(uvz[:, :2], k[None])[0].numpy() * uvz[:, 2:].numpy(), cam.numpy(),
+                                   atol=1e-12)
+
+
+def test_viewing_angle_is_the_angle_between_orbit_cameras():
+    # looking at the world origin, a camera's viewing direction is minus its centre's direction, so the
+    # angle between two views is the angle between the cameras' centres (camera_origin, numpy)
+    angles = [(0, 0), (30, 0), (-70, 10), (120, -25), (180, 40)]
+    labels = torch_labels(*angles, lookat=(0.0, 0.0, 0.0))
+    origins = camera_origin(*np.array(angles, float).T)
+    cos = origins @ origins.T / RADIUS**2
+    expected = np.degrees(np.arccos(np.clip(cos, -1, 1)))  # (targets, references)
+    got = eg3d_torch.viewing_angle(labels[None], labels)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-3)
+    np.testing.assert_allclose(got[1, 0].item(), 30.0, atol=1e-3)
+    # and the direction itself is the unit vector from the camera to the look-at point
+    direction = eg3d_torch.viewing_direction(torch_labels((25, 10)))[0].numpy()
+    towards = np.array(LOOKAT) - camera_origin(25, 10)
+    np.testing.assert_allclose(direction, towards / np.linalg.norm(towards), atol=1e-6)
 
 
 def test_bad_labels_and_pitch():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from diffportrait3d.errors import MetricUnavailable
 from diffportrait3d.metrics import fid as fid_mod
-from diffportrait3d.metrics.base import MetricUnavailable
 from diffportrait3d.metrics.fid import feature_stats, fid, frechet_distance, frechet_distance_from_features
 from diffportrait3d.metrics.inception import FIDInceptionV3
 from metrics_helpers import unverified

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from diffportrait3d.metrics.base import MetricUnavailable, from_uint8_hwc
+from diffportrait3d.errors import MetricUnavailable
+from diffportrait3d.metrics.base import from_uint8_hwc
 from diffportrait3d.metrics.identity import ARCFACE_TEMPLATE, ArcFaceOnnx, arcface_matrix, five_points, identity_similarity
 from metrics_helpers import astronaut, grace_hopper
 

@@ -6,11 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from diffportrait3d.errors import UserError
+from diffportrait3d.errors import MetricUnavailable, UserError
 from diffportrait3d.metrics import dists as dists_mod
 from diffportrait3d.metrics import lpips as lpips_mod
 from diffportrait3d.metrics.backbones import alexnet_features, vgg16_features
-from diffportrait3d.metrics.base import MetricUnavailable
 from diffportrait3d.metrics.dists import DISTS, L2Pool, dists
 from diffportrait3d.metrics.lpips import LPIPS, lpips
 from metrics_helpers import save_torchvision_like, unverified

@@ -18,7 +18,7 @@ from diffportrait3d.head import Expression, Identity, build_scene
 from diffportrait3d.metrics.heldout import HeldoutSubject, border_colour, generate_views, view_change
 from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
-from diffportrait3d.pipeline.loading import SHIPPED
+from diffportrait3d.pipeline.model_folder import SHIPPED
 
 MODEL = Path(os.environ.get("DP3D_MINI_MODEL", SHIPPED["mini"]))
 pytestmark = pytest.mark.skipif(not (MODEL / "model_index.json").is_file(), reason=f"no miniature model at {MODEL}")

@@ -10,8 +10,8 @@ import torch
 from diffusers.models.attention_processor import Attention
 
 from diffportrait3d.cameras import LOOKAT, camera_labels, camera_origin
+from diffportrait3d.cameras.eg3d_torch import pixel_uv, rays
 from diffportrait3d.models.denoiser import guided_eps, naive_guided_eps
-from diffportrait3d.models.noise3d_geometry import pixel_uv, rays
 from diffportrait3d.models.proxy_warp import CENTRE, RADIUS, token_warp
 from diffportrait3d.models.reference_attention import _attend_with_reference
 from diffportrait3d.models.reference_position import ReferencePositionBias

@@ -70,7 +70,6 @@ def test_train_bad_config_exits_2(dataset, tmp_path, capsys):
     ("reference", {"train_unet": "no"}, "option train_unet must be true or false, got 'no'"),
     ("reference", {"control": 1}, "option control must be true or false, got 1"),
     ("view", {"same_view": "half"}, "option same_view must be a number, got 'half'"),
-    ("view", {"agree": -1}, "option agree must be >= 0, got -1"),
     ("base", {"reference_prob": -0.1}, "option reference_prob must be >= 0 and <= 1, got -0.1"),
 ])
 def test_stage_options_out_of_range_exit_2_before_any_work(dataset, tiny_model_dir, tmp_path, capsys, stage, options, message):

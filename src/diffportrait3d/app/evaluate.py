@@ -6,8 +6,6 @@ condition image of a DIFFERENT identity at its camera from the built-in renderer
 are cached under OUT/cache (keyed by the settings), so an interrupted run resumes.
 """
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,7 +26,9 @@ from ..metrics.report import Report, Row, write_report
 from ..metrics.suite import PAPER_METRICS, compute_metrics
 from ..pipeline.view_windows import DEFAULT
 from ..preflight import check_output_folder, check_range
+from .evaluate_orbits import orbit_row
 from .render import load_model, sample
+from .render_cache import cache_key
 from .settings import RenderSettings, check_settings, view_plan
 
 logger = logging.getLogger(__name__)
@@ -90,20 +90,11 @@ def evaluate(cfg: EvalConfig) -> dict:
         rows.append(Row(method=Path(s.model).name or s.model, split=split, results=results, pairs=len(pairs)))
         figure_rows += [[refs[i], conds[i], gens[i], tgts[i]] for i in range(min(4, len(pairs)))]
     if cfg.orbits:
-        from .evaluate_orbits import orbit_row
-
         rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", orbit_method))
     meta = {k: v for k, v in asdict(cfg).items() if k != "settings"}
     meta.update({k: getattr(s, k) for k in ("model", "mode", "steps", "guidance", "eta", "seed", "proxy", "group", "group_mode")})
     paths = write_report(out, Report(rows, meta=meta), figure_rows)
     return {"paths": paths, "rows": rows}
-
-
-def cache_key(s: RenderSettings, *extra) -> str:
-    """The rendered views' cache folder name: every setting that changes a view, and `extra`."""
-    values = [str(Path(s.model).resolve()), s.dtype, s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy, *extra]
-    values += [s.noise_mean] if s.noise_mean != "keep" else []  # older "keep" caches keep their names
-    return hashlib.sha1(json.dumps(values).encode()).hexdigest()[:12]
 
 
 @torch.no_grad()

@@ -23,8 +23,8 @@ from ..media import image_to_tensor
 from ..metrics.base import MetricResult
 from ..metrics.orbit import orbit_metrics
 from ..metrics.report import Row
-from .evaluate import cache_key
 from .render import sample
+from .render_cache import cache_key
 
 
 @torch.no_grad()

@@ -88,6 +88,12 @@ def split_label(label) -> tuple[np.ndarray, np.ndarray]:
     return label[..., :16].reshape(*label.shape[:-1], 4, 4), label[..., 16:].reshape(*label.shape[:-1], 3, 3)
 
 
+def camera_centres(labels) -> np.ndarray:
+    """Camera centres (N, 3) of labels (N, 25): the cam2world translation, a float64 copy."""
+    c2w, _ = split_label(np.asarray(labels, dtype=np.float64).reshape(-1, 25))
+    return c2w[:, :3, 3].copy()
+
+
 def label_to_angles(label):
     """Invert `camera_label`: (yaw_deg, pitch_deg, radius) of the camera centre.
 

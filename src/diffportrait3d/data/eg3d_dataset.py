@@ -75,30 +75,16 @@ class _EG3DBase(Dataset):
             logger.warning("skipping unreadable image %s (%s); %d skipped so far", view.path, e.__class__.__name__, self.bad_files)
             return None
 
-    def _condition(self, v: int, rng: np.random.Generator, n: int = 1):
-        """A different identity at view v's camera; n > 1: a list of n, from n different carriers where
-        the folder has that many (the view stage's carrier agreement)."""
+    def _condition(self, v: int, rng: np.random.Generator) -> torch.Tensor | None:
+        """A different identity at view v's camera, or None when it cannot be had (retry)."""
         if self.condition_source == "folder":
             paths = self.prerendered.get(self.index.views[v].rel[: -len(Path(self.index.views[v].rel).suffix)], [])
-            if len(paths) >= n:
-                picks = [int(rng.integers(len(paths)))]  # the only draw at n = 1: older runs stay bitwise
-                if n > 1:  # n - 1 more, each another of the view's carriers
-                    picks += [(picks[0] + 1 + int(j)) % len(paths) for j in rng.permutation(len(paths) - 1)[: n - 1]]
-                images = []
-                for k in picks:
-                    with Image.open(paths[k]) as img:
-                        images.append(image_to_tensor(img, self.res))
-                return images[0] if n == 1 else images
+            if paths:
+                with Image.open(paths[int(rng.integers(len(paths)))]) as img:
+                    return image_to_tensor(img, self.res)
             if self.rig_fallbacks == 0:
-                logger.warning("%d pre-rendered condition(s) for %s, %d wanted: rendering instead", len(paths),
-                               self.index.views[v].rel, n)
+                logger.warning("no pre-rendered condition for %s: rendering it instead", self.index.views[v].rel)
             self.rig_fallbacks += 1
-        if n > 1:  # rig and render draw an independent carrier per call
-            return [self._other(v, rng) for _ in range(n)]
-        return self._other(v, rng)
-
-    def _other(self, v: int, rng: np.random.Generator) -> torch.Tensor:
-        """Another subject at view v's camera (rig), else a random identity rendered there."""
         if self.condition_source == "rig":
             others = self.index.same_camera(v, self.rig_tolerance)
             for o in rng.permutation(others)[:MAX_TRIES]:
@@ -127,11 +113,9 @@ def _prerendered(folder: Path) -> dict[str, list[Path]]:
 class PairDataset(_EG3DBase):
     """(reference, target, condition) of one subject/frame; see the module docstring."""
 
-    def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0, same_view: float = 0.0,
-                 carriers: int = 1, **kw):
+    def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0, same_view: float = 0.0, **kw):
         super().__init__(root, res, condition_source, seed, **kw)
         self.same_view = same_view  # fraction of pairs whose reference IS the target (reconstruction pairs)
-        self.carriers = carriers    # 2: a second condition of another carrier, "other_condition"
         self.targets = [v for idx in self.index.groups.values() if len(idx) >= 2 for v in idx]
         if not self.targets:
             raise UserError(f"{self.index.root}: no subject/frame has two or more views, so there are no training pairs")
@@ -152,9 +136,7 @@ class PairDataset(_EG3DBase):
                 continue
             item = {"reference": reference, "target": target, "reference_view": r, "target_view": t, "reference_label": self._label(r),
                     "target_label": self._label(t), "subject": self.index.views[t].subject, "frame": self.index.views[t].frame}
-            if self.condition_source != "none" and self.carriers > 1:
-                item["condition"], item["other_condition"] = self._condition(t, rng, 2)
-            elif self.condition_source != "none":
+            if self.condition_source != "none":
                 item["condition"] = self._condition(t, rng)
             return item
         raise RuntimeError(f"{MAX_TRIES} draws in a row hit unreadable images ({self.bad_files} bad so far); check the dataset")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics.base import MetricUnavailable
+from ..errors import MetricUnavailable
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 EMBEDDING_FILE = "dlib_face_recognition_resnet_model_v1.dat"

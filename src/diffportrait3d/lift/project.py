@@ -9,10 +9,9 @@ uses: J W Sigma W^T J^T with J the Jacobian of the perspective projection at the
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from ..cameras import split_label
+from ..cameras.eg3d_torch import camera_tensors
 
 NEAR = 0.2  # Gaussians closer to the camera than this (world units) are dropped
 LOW_PASS = 0.3  # px^2 added to the 2D covariance's diagonal, as in 3DGS
@@ -24,16 +23,6 @@ class Projected:
     cov2d: torch.Tensor  # (N, 2, 2) px^2
     depth: torch.Tensor  # (N,) camera-space z
     visible: torch.Tensor  # (N,) bool: in front of the near plane
-
-
-def camera_tensors(label, device=None, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """An EG3D label (25,) -> world-to-camera (4, 4) and intrinsics (3, 3) tensors.
-
-    The inverse is taken in float64 before the cast, so float32 carries no inversion error.
-    """
-    c2w, k = split_label(np.asarray(label, dtype=np.float64))
-    w2c = np.linalg.inv(c2w)
-    return torch.tensor(w2c, dtype=dtype, device=device), torch.tensor(k, dtype=dtype, device=device)
 
 
 def project_gaussians(means: torch.Tensor, cov3d: torch.Tensor, label, res: int) -> Projected:

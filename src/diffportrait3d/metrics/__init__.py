@@ -13,7 +13,8 @@ face-recognition-models, opencv-python-headless, scikit-image for tests) come wi
 `metrics` extra.
 """
 
-from .base import MetricResult, MetricUnavailable
+from ..errors import MetricUnavailable
+from .base import MetricResult
 
 # submodules keep their own names (metrics.ssim is the module, metrics.ssim.ssim the function)
 __all__ = ["MetricResult", "MetricUnavailable"]

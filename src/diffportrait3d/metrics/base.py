@@ -1,4 +1,4 @@
-"""What every metric shares: the image convention, the n/a signal and the per-metric result.
+"""What every metric shares: the image convention and the per-metric result (n/a: errors.MetricUnavailable).
 
 Image convention: every metric function takes float tensors (N, 3, H, W) with values in [-1, 1],
 the project's convention (`media.image_to_tensor`). Each metric converts at its own boundary to
@@ -14,18 +14,6 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-
-
-class MetricUnavailable(RuntimeError):
-    """A metric cannot be computed here (missing weight file, optional package, no face).
-
-    The report shows the column as n/a with `reason`; it is never replaced by a number.
-    """
-
-    def __init__(self, metric: str, reason: str):
-        super().__init__(f"{metric}: {reason}")
-        self.metric = metric
-        self.reason = reason
 
 
 @dataclass

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from scipy import linalg
 
-from .base import MetricUnavailable, check_images
+from ..errors import MetricUnavailable
+from .base import check_images
 from .inception import FIDInceptionV3, fid_state_dict
 from .weights import load_into, load_state_dict
 

@@ -21,8 +21,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .base import MetricResult, MetricUnavailable, check_pair, to_uint8_hwc
+from ..errors import MetricUnavailable
 from ..faces.dlib_models import require_cv2
+from .base import MetricResult, check_pair, to_uint8_hwc
 
 # ArcFace's reference positions (112x112) of left eye, right eye, nose tip, left/right mouth corner
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],

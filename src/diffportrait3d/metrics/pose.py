@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import MetricUnavailable
 from ..faces.pose import LANDMARK_IDS, MODEL_POINTS, camera_matrix, euler_from_matrix, head_pose, matrix_from_euler
-from .base import MetricResult, MetricUnavailable, check_images, check_pair, to_uint8_hwc
+from .base import MetricResult, check_images, check_pair, to_uint8_hwc
 
 __all__ = ["LANDMARK_IDS", "MODEL_POINTS", "camera_matrix", "euler_from_matrix", "matrix_from_euler", "pose_from_landmarks",
            "estimate_pose", "pose_error"]

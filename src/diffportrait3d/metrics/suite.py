@@ -11,7 +11,8 @@ from typing import Sequence
 
 import torch
 
-from .base import MetricResult, MetricUnavailable, check_pair
+from ..errors import MetricUnavailable
+from .base import MetricResult, check_pair
 
 logger = logging.getLogger(__name__)
 

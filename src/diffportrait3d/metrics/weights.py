@@ -18,8 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
-from .base import MetricUnavailable
+from ..errors import MetricUnavailable, UserError
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ x_T = sqrt(a_999) E(I~) + sqrt(1 - a_999) n instead of pure noise.
 
 Channel 0 of the volume is density, the rest are features. The volume spans depths [near, far]
 (camera z) of the reference camera: EG3D's 2.25..3.3 brackets a head at the origin seen from the
-orbit radius 2.7. Geometry lives in `noise3d_geometry.py`.
+orbit radius 2.7. Frustum volumes live in `noise3d_geometry.py`, camera math in cameras/eg3d_torch.py.
 """
 
 import torch
@@ -18,6 +18,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from ..cameras.eg3d_torch import split_label
 from . import noise3d_geometry as geo
 
 
@@ -108,7 +109,7 @@ class NoiseModel3D(ModelMixin, ConfigMixin):
         _, _, _, h, w = volume.shape
         shape = (cfg.render_samples, h, w)
         vol = geo.resample(volume, reference_label, target_label, cfg.near, cfg.far, shape)  # (N, C, S, h, w)
-        _, k = geo.split_label(target_label)
+        _, k = split_label(target_label)
         step = geo.step_lengths(k, *shape, cfg.near, cfg.far).to(vol)
         return geo.composite(vol[:, 0], vol[:, 1:], step)
 

@@ -1,66 +1,16 @@
-"""Camera geometry of the 3D-aware noise model: EG3D labels -> rays, frustum volumes, resampling.
+"""Frustum volumes of the 3D-aware noise model: cell centres, resampling into another camera, compositing.
 
-Self-contained on purpose (torch only): the model takes label tensors and must not depend on the
-data code. Conventions (EG3D): a label is the 4x4 camera-to-world matrix flattened row-major,
-then the 3x3 intrinsics normalised by image size, flattened. Camera axes are OpenCV's (+x right,
-+y down, +z forward); a camera point (x, y, z) lands at normalised image coordinates
-u = (fx x + skew y) / z + cx, v = fy y / z + cy, with u, v in [0, 1] across the image.
-
-A frustum volume (B, C, D, h, w) of a camera holds, at index (d, i, j), the camera-frame point on
-the ray through the pixel centre u = (j + 0.5) / w, v = (i + 0.5) / h at depth (camera z)
-z_d = near + (d + 0.5) (far - near) / D. `grid_sample(align_corners=False)` addresses exactly
-these cell centres, so resampling a volume into its own camera is the identity.
+Camera math (labels, rays, projection) is cameras/eg3d_torch.py's; this file adds what only the noise
+model does with it. A frustum volume (B, C, D, h, w) of a camera holds, at index (d, i, j), the
+camera-frame point on the ray through the pixel centre u = (j + 0.5) / w, v = (i + 0.5) / h at depth
+(camera z) z_d = near + (d + 0.5) (far - near) / D. `grid_sample(align_corners=False)` addresses
+exactly these cell centres, so resampling a volume into its own camera is the identity.
 """
 
 import torch
 import torch.nn.functional as F
 
-
-def split_label(label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(..., 25) -> cam2world (..., 4, 4), normalised intrinsics (..., 3, 3)."""
-    if label.shape[-1] != 25:
-        raise ValueError(f"a camera label has 25 values (4x4 cam2world + 3x3 intrinsics), got shape {tuple(label.shape)}")
-    return label[..., :16].unflatten(-1, (4, 4)), label[..., 16:].unflatten(-1, (3, 3))
-
-
-def relative_pose(src_label: torch.Tensor, dst_label: torch.Tensor) -> torch.Tensor:
-    """The rigid transform taking dst-camera coordinates to src-camera coordinates, (..., 4, 4).
-
-    Computed in float64: labels are stored with ~7 digits and the product w2c_src @ c2w_dst of
-    two nearly equal poses must come out as the identity, not as float32 round-off.
-    """
-    c2w_src, _ = split_label(src_label.double())
-    c2w_dst, _ = split_label(dst_label.double())
-    return torch.linalg.inv(c2w_src) @ c2w_dst
-
-
-def pixel_uv(h: int, w: int, device=None) -> torch.Tensor:
-    """Normalised coordinates of the pixel centres, (h, w, 2) as (u = column, v = row)."""
-    v = (torch.arange(h, device=device, dtype=torch.float64) + 0.5) / h
-    u = (torch.arange(w, device=device, dtype=torch.float64) + 0.5) / w
-    vv, uu = torch.meshgrid(v, u, indexing="ij")
-    return torch.stack([uu, vv], dim=-1)
-
-
-def unproject(uv: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-    """Camera-frame directions with z = 1 through normalised image points.
-
-    uv (..., 2) and intrinsics (B, 3, 3) broadcast as uv[None] -> (B, ..., 3). Inverts `project`
-    (skew included, as EG3D's RaySampler does).
-    """
-    k = intrinsics.double()
-    extra = (None,) * (uv.dim() - 1)
-    fx, fy, cx, cy, sk = (k[(slice(None), i, j) + extra] for i, j in [(0, 0), (1, 1), (0, 2), (1, 2), (0, 1)])
-    y = (uv[..., 1].double() - cy) / fy
-    x = (uv[..., 0].double() - cx - sk * y) / fx
-    return torch.stack([x, y, torch.ones_like(x)], dim=-1)
-
-
-def project(points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-    """Camera-frame points (B, N, 3) -> (u, v, z) (B, N, 3): normalised image coordinates and depth."""
-    z = points[..., 2:3]
-    uvw = points @ intrinsics.transpose(-1, -2).to(points)
-    return torch.cat([uvw[..., :2] / z.clamp_min(1e-6), z], dim=-1)
+from ..cameras.eg3d_torch import pixel_uv, project, relative_pose, split_label, unproject
 
 
 def depths(near: float, far: float, n: int, device=None) -> torch.Tensor:
@@ -113,11 +63,3 @@ def composite(density: torch.Tensor, features: torch.Tensor, step: torch.Tensor)
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1] + 1e-10], dim=1), dim=1)
     weights = alpha * trans  # (B, D, h, w)
     return (weights[:, None] * features).sum(dim=2), weights.sum(dim=1, keepdim=True)
-
-
-def rays(label: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """World ray origins (B, 3) and unit directions (B, ..., 3) through normalised image points uv (..., 2)."""
-    c2w, k = split_label(label.double())
-    d = unproject(uv, k)
-    d = torch.einsum("bij,b...j->b...i", c2w[:, :3, :3], d)
-    return c2w[:, :3, 3], F.normalize(d, dim=-1)

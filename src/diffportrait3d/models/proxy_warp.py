@@ -16,7 +16,7 @@ is the identity exactly.
 
 import torch
 
-from .noise3d_geometry import pixel_uv, project, rays, split_label
+from ..cameras.eg3d_torch import pixel_uv, project, rays, split_label
 
 CENTRE = (0.0, 0.016, 0.0)
 RADIUS = 0.266

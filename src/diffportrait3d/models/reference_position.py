@@ -20,12 +20,11 @@ with the reference UNet in stage 1 (training/stages/diffportrait3d.py).
 """
 
 import torch
-import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .noise3d_geometry import split_label
+from ..cameras.eg3d_torch import viewing_angle
 from .proxy_warp import token_warp
 
 
@@ -128,14 +127,3 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
             made = self.warped_kernel(n, cameras) if what == "kernel" else self.same_camera_weight(cameras)
             self._warp_cache[key] = made
         return self._warp_cache[key]
-
-
-def viewing_angle(reference_labels: torch.Tensor, target_labels: torch.Tensor) -> torch.Tensor:
-    """(B, R) degrees between each target's (B, 25) and each reference's (B or 1, R, 25) viewing direction."""
-    cos = (_forward(reference_labels) * _forward(target_labels)[:, None]).sum(-1).clamp(-1, 1)
-    return torch.rad2deg(torch.arccos(cos))
-
-
-def _forward(labels: torch.Tensor) -> torch.Tensor:
-    """Unit viewing directions (..., 3) of EG3D labels (..., 25): the cam2world matrix's third column."""
-    return F.normalize(split_label(labels.double())[0][..., :3, 2], dim=-1)

@@ -13,6 +13,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..cameras.eg3d_torch import viewing_angle
 from ..errors import UserError
 from ..media import images_to_tensor, tensor_to_pil
 from ..models.denoiser import Networks
@@ -20,8 +21,9 @@ from ..models.latent_scale import scale_latents, unscale_latents
 from ..models.noise3d import NoiseModel3D  # noqa: F401  diffusers loads only imported component modules
 from ..models.prompt_embedding import PromptEmbedding  # noqa: F401
 from ..models.reference_attention import install_reference_processors
-from ..models.reference_position import ReferencePositionBias, viewing_angle  # noqa: F401
+from ..models.reference_position import ReferencePositionBias  # noqa: F401
 from ..models.view_modules import ViewModules  # noqa: F401
+from .model_folder import resolve_model
 from .modes import MODES, SamplingMode
 from .noise_mean import NOISE_MEANS, pull_to_reference_mean, reference_pull, with_noise_mean
 from .sampling import denoise
@@ -61,8 +63,6 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """As diffusers', plus the names `dp3d --model` takes ("mini": the shipped miniature model), and
         a one-line UserError naming the missing file when a local model folder is incomplete."""
-        from .loading import resolve_model
-
         return super().from_pretrained(resolve_model(pretrained_model_name_or_path), **kwargs)
 
     def install_processors(self):

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..cameras.eg3d import camera_centres
 from ..errors import UserError
 
 METHODS = ("groups", "windows", "shifted")
@@ -236,7 +237,7 @@ def camera_correlation(labels, rho: float) -> np.ndarray:
     """(N, N) from the angle between the cameras (seen from the head's centre): rho at CAMERA_STEP
     degrees apart, exp(-angle / scale) in general, positive definite on the sphere (Gneiting 2013).
     A camera visited twice gets the same noise; a closed path needs no special case."""
-    pos = np.asarray(labels, dtype=np.float64).reshape(len(labels), 25)[:, [3, 7, 11]]
+    pos = camera_centres(labels)
     pos /= np.linalg.norm(pos, axis=1, keepdims=True)
     angle = np.degrees(np.arccos(np.clip(pos @ pos.T, -1, 1)))
     return rho ** (angle / CAMERA_STEP)
@@ -267,6 +268,6 @@ def is_closed_path(labels) -> bool:
     step short, or a path that returns to its start)."""
     if labels is None or len(labels) < 3:
         return False
-    pos = np.asarray(labels, dtype=np.float64).reshape(len(labels), 25)[:, [3, 7, 11]]
+    pos = camera_centres(labels)
     steps = np.linalg.norm(np.diff(pos, axis=0), axis=1)
     return bool(np.linalg.norm(pos[-1] - pos[0]) <= 1.5 * np.median(steps) + 1e-9)

@@ -14,10 +14,6 @@ def _discover() -> dict[str, type[Stage]]:
     return REGISTRY
 
 
-def stage_names() -> list[str]:
-    return list(_discover())
-
-
 def stage_class(name: str) -> type[Stage]:
     stages = _discover()
     if name not in stages:

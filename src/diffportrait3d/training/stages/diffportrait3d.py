@@ -68,18 +68,6 @@ class ReferenceOptions(PairOptions):
                 raise UserError(f"option {name} must be true or false, got {getattr(self, name)!r}")
 
 
-@dataclass
-class ViewOptions(PairOptions):
-    # > 0: every target is seen through two carriers (condition images of two other identities) with the same
-    # noise; the loss adds this times the weighted MSE between the two noise predictions, so the ControlNet
-    # learns to read the camera, which the carriers share, and not their hair or faces, which they do not
-    agree: float = 0.0
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_option("agree", self.agree, 0)
-
-
 class DiffPortrait3DStage(Stage):
     """One of stages 1-3: subclasses say which network trains and whether view control runs.
 
@@ -91,7 +79,6 @@ class DiffPortrait3DStage(Stage):
     Options, switchable = PairOptions, True
     grouped = False     # samples are groups of `views` target views (stage 3); else single targets
     control = True      # the view ControlNet runs (stages 2, 3)
-    agree = 0.0         # the carrier agreement's weight (the view stage's option agree)
 
     def __init__(self, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0,
                  snr_floor: float = 0.0, options: PairOptions | None = None, noise_offset: float = 0.0):
@@ -125,9 +112,8 @@ class DiffPortrait3DStage(Stage):
     def dataset(self, cfg):
         # stage 1 has no view control: condition images for it would be wasted time
         source = cfg.condition_source if self.control else "none"
-        carriers = 2 if self.agree > 0 else 1
         return Mapped(PairDataset(cfg.data, res=cfg.resolution or self.resolution, condition_source=source, seed=cfg.seed,
-                                  same_view=self.opts.same_view, carriers=carriers), tensors_only)
+                                  same_view=self.opts.same_view), tensors_only)
 
     def frozen(self):
         return [m for m in (self.vae, self.unet, self.reference, self.controlnet, self.view_modules, self.prompt_embedding)
@@ -169,34 +155,20 @@ class DiffPortrait3DStage(Stage):
                 bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
             read = ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), x_t.shape[0],
                                   self.position, self._cameras(batch))
-        modules_off = off and self.trained() is self.view_modules
-        if modules_off:
-            self.view_modules.detach()
-        try:
-            eps = self._eps(nets, x_t, t, ctx, v, read, cond, off)
-            # training only: the validation loss stays the plain one-carrier loss, comparable across runs
-            agree = self.trained().training and not off and self.agree > 0
-            other = batch.get("other_condition") if agree else None
-            eps_other = None if other is None else self._eps(nets, x_t, t, ctx, v, read, other, off)
-        finally:
-            if modules_off:
-                self.view_modules.attach(self.unet)
-        loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma, self.snr_floor)
-        logs = {"loss": loss.item(), "t_mean": t.float().mean().item()}
-        if eps_other is not None:
-            # both carriers regress the same noise, and their predictions are pulled together
-            other_loss = epsilon_loss(eps_other, noise, self.noiser.alphas_cumprod, t, self.snr_gamma, self.snr_floor)
-            disagree = epsilon_loss(eps, eps_other, self.noiser.alphas_cumprod, t, self.snr_gamma, self.snr_floor)
-            loss = (loss + other_loss) / 2 + self.agree * disagree
-            logs.update(loss=loss.item(), disagree=disagree.item())
-        return loss, logs
-
-    def _eps(self, nets, x_t, t, ctx, v, read, cond, off):
         res = None
         if self.control and not (off and self.trained() is self.controlnet):
             with torch.set_grad_enabled(self.trained() is self.controlnet):
                 res = control_residuals(nets, x_t, t, ctx, cond.to(x_t))
-        return backbone_eps(nets, x_t, t, ctx, v, read, res)
+        modules_off = off and self.trained() is self.view_modules
+        if modules_off:
+            self.view_modules.detach()
+        try:
+            eps = backbone_eps(nets, x_t, t, ctx, v, read, res)
+        finally:
+            if modules_off:
+                self.view_modules.attach(self.unet)
+        loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma, self.snr_floor)
+        return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
 
     @torch.no_grad()
     def samples(self, batch, steps):
@@ -247,16 +219,9 @@ class ReferenceStage(DiffPortrait3DStage):
 
 @register
 class ViewStage(DiffPortrait3DStage):
-    """Stage 2: the view ControlNet, on cross-identity condition images (option agree: two carriers per target)."""
+    """Stage 2: the view ControlNet, on cross-identity condition images."""
 
-    name, Options = "view", ViewOptions
-
-    def __init__(self, pipe, options: ViewOptions | None = None, **kw):
-        super().__init__(pipe, options=options or ViewOptions(), **kw)
-
-    @property
-    def agree(self) -> float:
-        return self.opts.agree
+    name = "view"
 
     def trained(self):
         return self.controlnet

@@ -1,4 +1,4 @@
-"""Multi-view images and pairs for the 3D-aware noise model, in memory (tests, quick experiments).
+"""Multi-view images and pairs for the 3D-aware noise model, in memory: a test helper (tests/test_noise3d.py).
 
 Training reads a `dp3d synth` / EG3D folder through `data.eg3d_dataset.PairDataset`, whose items
 have the same keys as the batches here (see training/losses.py: noise3d_loss).
@@ -11,8 +11,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..cameras import camera_label
-from ..head import render_head
+from diffportrait3d.cameras import camera_label
+from diffportrait3d.head import render_head
 
 
 def render_views(identities: Sequence[int], cameras: Sequence[tuple[float, float]], res: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
