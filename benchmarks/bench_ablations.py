@@ -48,6 +48,11 @@ worse than the full model (first seed) by more than the spread on that figure.
 Writes into --out (default bench_ablations_out): ablations.md (the tables, also printed), ablations.json and
 ablations.png (per model and sampling, the first subject: its reference's camera, the five targets and 4 orbit
 views; one strip per row, the truth on top).
+
+Time, one model, both samplings, all rows: the default (4 subjects, 20 steps, carriers 0-7) is 172 generations,
+24,400 view-steps, estimated ~24 min on one idle core with 1 thread (from the CPU time of smoke runs on a busy
+machine; --threads 2 on two idle cores should be faster, not measured); --quick (1 subject, 2 steps, carriers 2,6)
+took 72 s of CPU. Each further model adds as much; --rows and --sampling cut it.
 """
 
 import argparse
@@ -80,9 +85,10 @@ TARGETS, DRAWS = 5, 4  # views per subject: bench_miniature_quality's targets, d
 UNSEEN_DEGREES = 30.0  # orbit views this far from the reference's camera show what the reference does not
 FIGURE_ORBIT = (0, 5, 10, 15)  # orbit views in the figure
 SHORT_HAIR = (2, 6)  # the carriers with short hair (condition seeds)
-# seconds per generated view and denoising step, and per generation (proxies, VAE, measures), 1 thread; from smoke
-# runs on 2 cores busy with a training run (nice 19): an idle machine is faster, the progress bar's ETA is live
-SECONDS_PER_VIEW_STEP, SECONDS_PER_GENERATION = 0.07, 1.5
+# CPU seconds (1 thread) per generated view and denoising step, per generation (proxies, VAE, yaw estimates) and per
+# subject (renders of the truth and the gallery): from the CPU time of smoke runs on a busy machine (nice 19), so an
+# estimate for one idle core; the progress bar's ETA is live
+SECONDS_PER_VIEW_STEP, SECONDS_PER_GENERATION, SECONDS_PER_SUBJECT = 0.05, 1.1, 8.0
 
 SAMPLINGS = {  # generate_views keywords
     "release": {"views": "groups", "noise_mean": "keep"},
@@ -552,7 +558,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     rng = np.random.default_rng(a.seed)  # the gallery identities, as bench_miniature_quality draws them
-    print(f"preparing {a.subjects} held-out subjects (identity seed {a.seed}) ...", flush=True)
+    print(f"preparing {a.subjects} held-out subjects (identity seed {a.seed}; about "
+          f"{a.subjects * SECONDS_PER_SUBJECT:.0f} s on one idle core) ...", flush=True)
     subjects = [Subject(a.seed, i, gallery_identities(rng)) for i in range(a.subjects)]
     print(f"prepared in {time.perf_counter() - t0:.0f} s", flush=True)
     pipes = {}
@@ -563,8 +570,8 @@ def main(argv=None):
     view_steps = sum(p.view_steps(a.steps) for p in plans.values()) * a.subjects
     generations = sum(len(p.jobs) for p in plans.values()) * a.subjects
     estimate = view_steps * SECONDS_PER_VIEW_STEP + generations * SECONDS_PER_GENERATION
-    print(f"{generations} generations, {view_steps} view-steps: about {estimate / 60:.0f} min at the smoke runs' pace "
-          f"(1 thread, a busy machine; the bar's ETA is live)", flush=True)
+    print(f"{generations} generations, {view_steps} view-steps: about {estimate / 60:.0f} min on one idle core "
+          f"(1 thread; less with --threads 2 on idle cores, more on a busy machine; the bar's ETA is live)", flush=True)
     results, md, blocks = {}, [], []
     with tqdm(total=view_steps, unit="view-step", desc="ablations", smoothing=0.05) as bar:
         for m, pipe in pipes.items():
