@@ -56,6 +56,47 @@ def _at_camera(other: HeldoutSubject, subject: HeldoutSubject) -> HeldoutSubject
     return o
 
 
+def gallery_identities(rng, k: int = GALLERY - 1) -> list:
+    """k other identities (scenes) for identity retrieval, drawn from `rng` (one draw per held-out subject)."""
+    return [build_scene(Identity.sample(int(i)), Expression()) for i in rng.integers(2**31, size=k)]
+
+
+def gallery_at(subject: HeldoutSubject, targets, others) -> torch.Tensor:
+    """(N, 1 + len(others), 3, H, W): at each target camera the subject itself (index 0), then the others."""
+    return torch.stack([torch.stack([subject.render(y, p)] + [subject.render(y, p, o) for o in others]) for y, p in targets])
+
+
+def estimate_yaws(gen: torch.Tensor, subject: HeldoutSubject) -> np.ndarray:
+    """Each view's yaw (degrees) by render-and-compare against the subject's own renders."""
+    return np.array([render_compare_pose(g, subject.render, yaws=range(-90, 91, 15), pitches=(-15, 0, 15), refine_to=2.0)[0]
+                     for g in gen])
+
+
+def target_measures(gen: torch.Tensor, subject: HeldoutSubject, targets, gallery: torch.Tensor) -> dict:
+    """Generated views at `targets` (N, 2) against the truth: SSIM per view, identity retrieval (the fraction of
+    views nearest their own identity in `gallery`), yaw error per view, background colour error per view, and
+    the estimated yaws."""
+    gt = torch.stack([subject.render(y, p) for y, p in targets])
+    est = estimate_yaws(gen, subject)
+    return {"ssim": ssim(gen, gt).tolist(), "retrieval": identity_retrieval(gen, gallery, [0] * len(gen)).value,
+            "yaw": np.abs(est - np.asarray(targets)[:, 0]).tolist(), "bg": (border_colour(gen) - border_colour(gt)).abs().mean(1).tolist(),
+            "yaw_estimate": est.tolist()}
+
+
+def orbit_angles() -> np.ndarray:
+    return np.stack([ORBIT, np.zeros_like(ORBIT)], 1)
+
+
+def orbit_measures(gen: torch.Tensor, truth: torch.Tensor) -> dict:
+    """An orbit's views (N, 3, H, W) against the truth at the same cameras: flicker ratio, background drift,
+    worst view SSIM, broken views, the largest neighbour step / the median and where it falls."""
+    per_view = ssim(gen, truth)
+    steps_ = (gen[1:] - gen[:-1]).abs().mean((1, 2, 3))
+    return {"flicker": view_change(gen) / view_change(truth), "bg_drift": border_colour(gen).std(0).mean().item(),
+            "worst": per_view.min().item(), "broken": int((per_view < 0.3).sum()),
+            "jump": (steps_.max() / steps_.median()).item(), "jump_at": int(steps_.argmax())}
+
+
 NOISE_MEAN = {"noise_mean": None}  # --noise-mean, for every generated view (None: the model's default)
 
 
@@ -105,17 +146,16 @@ def main():
     rng = np.random.default_rng(a.seed)
     for si, s in enumerate(subjects):
         targets, gt = s.angles[1:], s.images[1:]
-        others = [build_scene(Identity.sample(int(k)), Expression()) for k in rng.integers(2**31, size=GALLERY - 1)]
+        others = gallery_identities(rng)
         for name, kw in ({} if a.orbit_only else VARIANTS).items():
             if name == "model":  # the gallery once per subject, only when the targets are measured
-                gallery = torch.stack([torch.stack([s.render(y, p)] + [s.render(y, p, o) for o in others]) for y, p in targets])
+                gallery = gallery_at(s, targets, others)
             gen = s.images[:1].expand_as(gt) if kw is None else generate(pipe, s, targets, a.steps, **kw)
-            r = rows[name]
-            r["ssim"] += ssim(gen, gt).tolist()
-            r["retrieval"].append(identity_retrieval(gen, gallery, [0] * len(gen)).value)
-            est = [render_compare_pose(g, s.render, yaws=range(-90, 91, 15), pitches=(-15, 0, 15), refine_to=2.0)[0] for g in gen]
-            r["yaw"] += np.abs(np.array(est) - targets[:, 0]).tolist()
-            r["bg"] += (border_colour(gen) - border_colour(gt)).abs().mean(1).tolist()
+            r, m = rows[name], target_measures(gen, s, targets, gallery)
+            r["ssim"] += m["ssim"]
+            r["retrieval"].append(m["retrieval"])
+            r["yaw"] += m["yaw"]
+            r["bg"] += m["bg"]
         for name in ({} if a.orbit_only else DRAW_VARIANTS):
             d, kw = draws[name], {"proxy": None} if name == "Gaussian noise" else {}
             # another identity's reference: the next held-out subject's, seen from this subject's reference camera
@@ -129,19 +169,14 @@ def main():
             d["novel_spread"].append(nov["spread"])
             d["face"].append(rec["face_error"])
             d["bg"].append(rec["background_error"])
-        angles = np.stack([ORBIT, np.zeros_like(ORBIT)], 1)
+        angles = orbit_angles()
         truth = torch.stack([s.render(y) for y in ORBIT])
         for name in ORBIT_VARIANTS:
             gen = generate(pipe, s, angles, a.steps, views=a.orbit_views, **VARIANTS[name])
-            per_view = ssim(gen, truth)
-            o = orbit[name]
-            o["flicker"].append(view_change(gen) / view_change(truth))
-            o["bg_drift"].append(border_colour(gen).std(0).mean().item())
-            o["worst"].append(per_view.min().item())
-            o["broken"] += int((per_view < 0.3).sum())
-            steps_ = (gen[1:] - gen[:-1]).abs().mean((1, 2, 3))
-            o["jump"].append((steps_.max() / steps_.median()).item())
-            o["jump_at"].append(int(steps_.argmax()))
+            o, m = orbit[name], orbit_measures(gen, truth)
+            for k in ("flicker", "bg_drift", "worst", "jump", "jump_at"):
+                o[k].append(m[k])
+            o["broken"] += m["broken"]
         print(f"subject {si + 1}/{a.subjects} done ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     table = {"vae": vae, "targets": {}, "orbit": {}}
