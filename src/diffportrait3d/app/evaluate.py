@@ -28,6 +28,7 @@ from ..metrics.report import Report, Row, write_report
 from ..metrics.suite import PAPER_METRICS, compute_metrics
 from ..pipeline.view_windows import DEFAULT
 from ..preflight import check_output_folder, check_range
+from .reference_camera import label_or_given
 from .render import load_model, sample
 from .settings import RenderSettings, check_settings, view_plan
 
@@ -94,7 +95,8 @@ def evaluate(cfg: EvalConfig) -> dict:
 
         rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", orbit_method))
     meta = {k: v for k, v in asdict(cfg).items() if k != "settings"}
-    meta.update({k: getattr(s, k) for k in ("model", "mode", "steps", "guidance", "eta", "seed", "proxy", "group", "group_mode")})
+    meta.update({k: getattr(s, k) for k in ("model", "mode", "steps", "guidance", "eta", "seed", "proxy", "group", "group_mode",
+                                            "reference_camera")})
     paths = write_report(out, Report(rows, meta=meta), figure_rows)
     return {"paths": paths, "rows": rows}
 
@@ -103,6 +105,7 @@ def cache_key(s: RenderSettings, *extra) -> str:
     """The rendered views' cache folder name: every setting that changes a view, and `extra`."""
     values = [str(Path(s.model).resolve()), s.dtype, s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy, *extra]
     values += [s.noise_mean] if s.noise_mean != "keep" else []  # older "keep" caches keep their names
+    values += [s.reference_camera] if s.reference_camera != "auto" else []  # auto: the dataset's labels, as before
     return hashlib.sha1(json.dumps(values).encode()).hexdigest()[:12]
 
 
@@ -118,7 +121,8 @@ def render_split(pipe, index, pairs, cfg, size, cache: Path):
         cond = render_conditions([label], size, condition_seed=10_000 + s.seed * 1000 + i)[0]
         path = cache / f"{i:04d}.png"
         if not path.is_file():
-            view = sample(pipe, s, ref[None], [cond], label[None], reference_label=index.views[r].label, seed=s.seed + i)[0]
+            ref_label = label_or_given(s.reference_camera, index.views[r].label)  # auto: its label in the dataset
+            view = sample(pipe, s, ref[None], [cond], label[None], reference_label=ref_label, seed=s.seed + i)[0]
             with atomic_path(path) as tmp:
                 view.save(tmp, format="PNG")
         refs.append(ref)

@@ -70,6 +70,13 @@ def resolve_model(model: str | Path) -> str:
     return model
 
 
+def read_model_index(model: str) -> dict:
+    """A model's model_index.json entries without loading its weights (its per-model defaults: noise_mean,
+    condition_seed, colour_pull); {} for a hub id, whose index is read only when the model loads."""
+    path = Path(resolve_model(model))
+    return json.loads((path / "model_index.json").read_text()) if path.is_dir() else {}
+
+
 def load_pipeline(model: str, device: str = "auto", dtype: str = "fp32"):
     """`model`: a model folder, a hub id, or the name of a shipped model ("mini")."""
     from .pipeline_diffportrait3d import DiffPortrait3DPipeline
