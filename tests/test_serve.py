@@ -130,11 +130,11 @@ def test_page_lifts_the_views_to_a_3d_head(files, tmp_path):
     app = build_app(pipe, BASE, tmp_path, TINY_LIFT)
     page = next(f for f in app.fns.values() if f.name == "page_render")
     assert [type(o) for o in page.outputs][3:5] == [gr.Model3D, gr.File]  # the viewer and the downloads are wired
-    # the page's function with its inputs: upload, crop, mode, camera path, yaw, pitch, views, condition seed, steps,
-    # guidance, seed, lift
+    # the page's function with its inputs: upload, crop, reference camera, mode, camera path, yaw, pitch, views, condition
+    # seed, steps, guidance, seed, lift
     no_progress = lambda *a, **k: None  # noqa: E731
-    video, sheet, archive, model, head_files, status = page.fn(str(files / "head.png"), "none", "fast", "orbit", -60, 60, 0, 0,
-                                                               8, 0, 4, 3.0, 0, True, progress=no_progress)
+    video, sheet, archive, model, head_files, status = page.fn(str(files / "head.png"), "none", "auto", "fast", "orbit", -60, 60,
+                                                               0, 0, 8, 0, 4, 3.0, 0, True, progress=no_progress)
     assert "and lifted them to 3D" in status and "3D head: 400 Gaussians" in status, status
     ply, glb = map(Path, head_files)
     assert (ply.name, glb.name) == ("head.ply", "head.glb") and model == str(glb)
