@@ -125,7 +125,7 @@ def test_render_with_auto_equals_the_python_api_given_the_camera(model, dataset,
     frontal = _views(tmp_path / "frontal")
     diff = np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(frontal, auto)])
     print(f"{noise_mean}: mean |frontal - given| {diff:.2f} (0-255)")
-    assert diff > 0.5
+    assert diff > 1.0  # measured 2.8 (keep), 3.0 (colour_pull)
 
 
 def test_bad_reference_camera_is_one_line_and_exit_2(model, dataset, tmp_path, capsys):
