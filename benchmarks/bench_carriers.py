@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from diffportrait3d.cameras import camera_labels
-from diffportrait3d.conditions.sources import DEFAULT_CONDITION_SEED, render_conditions
+from diffportrait3d.conditions.sources import model_condition_seed, render_conditions
 from diffportrait3d.metrics.heldout import HeldoutSubject, generate_views
 from diffportrait3d.metrics.render_compare import render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
@@ -68,7 +68,7 @@ def main():
     print("| carrier (condition seed) | SSIM mean | SSIM worst | yaw error mean (deg) | yaw error median |")
     print("|---|---|---|---|---|")
     for c, (m, w, y, ym) in rows.items():
-        mark = " (default)" if c == DEFAULT_CONDITION_SEED else ""
+        mark = " (the model's default)" if c == model_condition_seed(pipe) else ""
         print(f"| {c}{mark} | {m:.3f} | {w:.3f} | {y:.1f} | {ym:.1f} |")
     if a.figure:
         scale = 3

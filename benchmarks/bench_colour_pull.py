@@ -1,9 +1,9 @@
-"""How the colour pull (noise_mean="reference", pipeline/noise_mean.py) changes views by their angle to the reference.
+"""How the colour pull (noise_mean="colour_pull", pipeline/noise_mean.py) changes views by their angle to the reference.
 
     python benchmarks/bench_colour_pull.py [--model mini] [--seed 1] [--subjects 10] [--steps 20]
 
 Each held-out subject (metrics/heldout.py) is rendered at all its cameras (its reference's first) in one group,
-with noise_mean "remove" and "reference" (same noise). Per angle between a view's and the reference's viewing
+with noise_mean "remove" and "colour_pull" (same noise). Per angle between a view's and the reference's viewing
 direction: the latent-mean error against the truth (per-channel spatial mean, the quantity the pull moves), face
 and background colour error (0-255) and SSIM.
 """
@@ -40,7 +40,7 @@ def main():
             labels = torch.as_tensor(s.labels, dtype=torch.float32)
             angle = viewing_angle(labels[:1][None], labels)[:, 0]
             per_mode = []
-            for mode in ("remove", "reference"):
+            for mode in ("remove", "colour_pull"):
                 gen = generate_views(pipe, s, s.angles, a.steps, views="groups", noise_mean=mode)
                 per_mode += [(means(gen) - truth).abs().mean(1), (centre_colour(gen) - centre_colour(s.images)).abs().mean(1),
                              (border_colour(gen) - border_colour(s.images)).abs().mean(1), ssim(gen, s.images)]

@@ -18,14 +18,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from diffportrait3d.conditions.sources import DEFAULT_CONDITION_SEED
 from diffportrait3d.media import tensor_to_pil
 from diffportrait3d.metrics.heldout import HeldoutSubject, draws_at
 from diffportrait3d.pipeline.loading import load_pipeline
-from diffportrait3d.pipeline.noise_mean import NOISE_MEANS
+from diffportrait3d.pipeline.noise_mean import ALIASES, NOISE_MEANS
 
 
-def measure(pipe, subjects, steps: int, noise_mean: str, condition_seed: int) -> dict:
+def measure(pipe, subjects, steps: int, noise_mean: str, condition_seed: int | None) -> dict:
     rec, nov = [], []
     for s in subjects:
         rec.append(draws_at(pipe, s, s.angles[0], steps, noise_mean=noise_mean, condition_seed=condition_seed))
@@ -57,14 +56,16 @@ def main():
     ap.add_argument("--seed", type=int, default=1000, help="held-out dataset seed (the miniature model trained on 0)")
     ap.add_argument("--subjects", type=int, default=6)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--noise-mean", nargs="+", default=["keep", "remove"], choices=NOISE_MEANS)
-    ap.add_argument("--condition-seed", type=int, default=DEFAULT_CONDITION_SEED, help="the camera carrier (bench_carriers.py)")
+    ap.add_argument("--noise-mean", nargs="+", default=["keep", "remove"], type=lambda v: ALIASES.get(v, v), choices=NOISE_MEANS)
+    ap.add_argument("--condition-seed", type=int, default=None,
+                    help="the camera carrier (bench_carriers.py; default: each model folder's, as dp3d render draws it)")
     ap.add_argument("--figure", default=None, help="write the reconstruction draws as a PNG here")
     a = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     subjects = [HeldoutSubject(a.seed, i, views=8) for i in range(a.subjects)]
-    print(f"held-out seed {a.seed}, {a.subjects} subjects, 4 draws per camera, {a.steps} steps, condition seed {a.condition_seed}\n")
+    carrier = "the model's" if a.condition_seed is None else a.condition_seed
+    print(f"held-out seed {a.seed}, {a.subjects} subjects, 4 draws per camera, {a.steps} steps, condition seed {carrier}\n")
     print("| model | noise_mean | rec. SSIM (worst) | spread at ref. camera | face / background colour error "
           "| novel SSIM (worst) | spread at novel camera |")
     print("|---|---|---|---|---|---|---|")

@@ -42,7 +42,7 @@ from diffportrait3d.metrics.psnr import psnr
 from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
 from diffportrait3d.pipeline.loading import load_pipeline
-from diffportrait3d.pipeline.noise_mean import NOISE_MEANS
+from diffportrait3d.pipeline.noise_mean import ALIASES, NOISE_MEANS
 
 GALLERY = 8
 ORBIT = np.linspace(-45, 45, 16)
@@ -125,7 +125,8 @@ def main():
     ap.add_argument("--orbit-views", default=None, help="view plan of the orbit, e.g. groups (default: the pipeline's)")
     ap.add_argument("--orbit-only", action="store_true", help="measure the orbit (and the VAE) only, not the targets")
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
-    ap.add_argument("--noise-mean", default=None, choices=NOISE_MEANS, help="the pipeline's noise_mean (default: the model's)")
+    ap.add_argument("--noise-mean", default=None, type=lambda v: ALIASES.get(v, v), choices=NOISE_MEANS,
+                    help="the pipeline's noise_mean (default: the model's)")
     a = ap.parse_args()
     NOISE_MEAN["noise_mean"] = a.noise_mean
     torch.set_num_threads(a.threads)

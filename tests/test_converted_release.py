@@ -7,8 +7,10 @@ latent and text embedding go in where those would, x_T and the per-step noise th
 `step_noise`. Measured agreement (max |ours - theirs| / std of the final latent): 4 steps 1.4e-5,
 50 steps 2.4e-5."""
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from diffportrait3d.cli.main import main
@@ -48,3 +50,41 @@ def test_converted_folder_reproduces_the_release_runs(converted, run):
     rel = (out.latents - rec["final"]).abs().max().item() / rec["final"].std().item()
     print(f"{run}: {rel:.1e} of the std")
     assert rel < TOL, rel
+
+
+def _render(model, reference, out, *extra):
+    assert main(["render", str(reference), "--model", str(model), "--yaw=-30:30", "--views", "2", "--steps", "2", "-o", str(out),
+                 *extra]) == 0
+    return [np.asarray(Image.open(out / f"view_{i:03d}.png")) for i in range(2)]
+
+
+def test_a_converted_folder_renders_with_the_release_defaults(converted, tmp_path):
+    """The release folder names no per-model defaults, so `dp3d render` keeps the release's noise (no colour pull) and
+    draws the renderer's default carrier (0); a folder that names them (as the miniature model's does) renders with
+    them, and --noise-mean / --condition-seed still override them."""
+    import json
+    import shutil
+
+    from diffportrait3d.conditions.sources import RENDERER_CONDITION_SEED, model_condition_seed
+
+    index = json.loads((converted / "model_index.json").read_text())
+    assert index.get("condition_seed") is None and index.get("colour_pull") is None and index["noise_mean"] == "keep"
+    pipe = DiffPortrait3DPipeline.from_pretrained(converted)
+    assert pipe.config.noise_mean == "keep" and model_condition_seed(pipe) == RENDERER_CONDITION_SEED == 0
+    size = pipe.image_size
+    reference = tmp_path / "ref.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)).save(reference)
+    release = _render(converted, reference, tmp_path / "default")
+    explicit = _render(converted, reference, tmp_path / "explicit", "--noise-mean", "keep", "--condition-seed", "0")
+    assert all(np.array_equal(a, b) for a, b in zip(release, explicit))
+    # the same weights with the miniature model's kind of defaults written into the folder
+    tuned = tmp_path / "tuned"
+    shutil.copytree(converted, tuned)
+    index.update(condition_seed=7, noise_mean="colour_pull", colour_pull={"pull": 0.5, "full_degrees": 30.0, "none_degrees": 60.0})
+    (tuned / "model_index.json").write_text(json.dumps(index))
+    own = _render(tuned, reference, tmp_path / "own")
+    asked = _render(converted, reference, tmp_path / "asked", "--noise-mean", "colour_pull", "--condition-seed", "7")
+    assert all(np.array_equal(a, b) for a, b in zip(own, asked))
+    assert np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(own, release)]) > 1.0
+    overridden = _render(tuned, reference, tmp_path / "overridden", "--noise-mean", "keep", "--condition-seed", "0")
+    assert all(np.array_equal(a, b) for a, b in zip(overridden, release))

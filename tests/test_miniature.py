@@ -104,7 +104,7 @@ def test_orbit_consistency_background_and_ablations(pipe, subjects):
     # 6.6, modules off 1.146 / 6.4, Gaussian noise 1.276 / 6.5 (take seven: 1.110 / 6.6, 1.073 / 6.5, 1.181 / 6.6; take
     # six: 1.279 / 6.7, 1.299 / 6.7, 1.385 / 6.7; take three: 2.08 / 15.4, 2.13 / 15.7, 2.26 / 16.9). With mean-free
     # noise the background no longer follows the initial noise, so the drift is the same for all; the 3D-aware noise
-    # steadies the views by giving them one colour; with noise_mean="reference" the reference's mean colour does that
+    # steadies the views by giving them one colour; with noise_mean="colour_pull" the reference's mean colour does that
     # for both starts, so there the 3D-aware start must only not be worse. The view modules no longer measurably
     # steady the orbit (docs/miniature.md, issue 21): they must at least not make it worse.
     assert stats["model"][0] < 1.4 and stats["model"][1] < 8.5
@@ -153,25 +153,25 @@ def test_demo_writes_turntable_and_contact_sheet(tmp_path, capsys):
 def test_mean_free_noise_lets_the_reference_set_the_colours(pipe, subjects):
     """Reconstruction (4 independent draws at the reference's own camera, random reference cameras): with
     noise_mean="remove" the draws agree more with each other and with the truth's background (the noise's
-    spatial mean no longer sets each view's colour); with "reference", the shipped model's default, each step's
+    spatial mean no longer sets each view's colour); with "colour_pull", the shipped model's default, each step's
     prediction is also pulled to the reference's mean colour near its camera, so face and background colour come
     back (pipeline/noise_mean.py); and the default's own spread, colour errors and SSIM stay where take ten put them."""
     from diffportrait3d.metrics.heldout import draws_at
 
     stats = {}
-    for mean in ("keep", "remove", "reference"):
+    for mean in ("keep", "remove", "colour_pull"):
         rs = [draws_at(pipe, s, tuple(s.angles[0]), STEPS, noise_mean=mean) for s in subjects[:2]]
         stats[mean] = (np.mean([r["spread"] for r in rs]), np.mean([r["background_error"] for r in rs]),
                        np.mean([np.mean(r["ssim"]) for r in rs]), np.mean([r["face_error"] for r in rs]))
     print("spread, background error, SSIM, face error: " + ", ".join(f"{k} {a:.1f} {b:.1f} {c:.3f} {d:.1f}"
                                                                    for k, (a, b, c, d) in stats.items()))
-    (s0, b0, q0, _), (s1, b1, q1, f1), (s2, b2, q2, f2) = stats["keep"], stats["remove"], stats["reference"]
+    (s0, b0, q0, _), (s1, b1, q1, f1), (s2, b2, q2, f2) = stats["keep"], stats["remove"], stats["colour_pull"]
     # take ten, measured: keep 9.1 8.1 0.874, remove 2.6 7.0 0.880, reference 2.2 1.9 0.896; face error 12.1 / 11.0 /
     # 2.6. Take nine with carrier 7: keep 9.3 6.4 0.847, remove 3.1 4.0 0.849, face error 7.6 (take seven: keep 10.4 6.6
     # 0.786, remove 4.6 2.7 0.794, face 7.4; take six: keep 12.2 6.3 0.589, remove 7.9 2.1 0.595, face 6.6; take three:
     # keep 13.8 9.8 0.548, remove 9.3 2.7 0.558)
     assert s1 < s0 - 1.5 and b1 < b0 - 1.0 and q1 > q0 - 0.01
-    assert pipe.config.noise_mean == "reference"  # the shipped default
+    assert pipe.config.noise_mean == "colour_pull"  # the shipped default (model_index.json)
     assert f2 < f1 - 2.0 and b2 < b1 and q2 > q1 - 0.01
     assert s2 < 5.0 and b2 < 4.0 and f2 < 5.0 and q2 > 0.80
 

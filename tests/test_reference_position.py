@@ -263,3 +263,20 @@ def test_train_unet_false_trains_only_the_bias(tiny_pipe, tmp_path):
     train(_cfg(tmp_path, "reference", lr=1e-3), stage, ToySet(), progress=False)
     assert all(torch.equal(v, stage.reference_unet.state_dict()[k]) for k, v in before.items())
     assert (stage.position.gain - 2.0).abs().max() > 0.05
+
+
+def test_the_proxy_sphere_is_the_model_config(tmp_path):
+    """The sphere the warp casts rays on is part of the position bias's config (a model trained on other heads brings
+    its own): the default is proxy_warp's fitted sphere, another one moves the kernel, and it survives a save."""
+    refs = torch.as_tensor(camera_labels([0.0], [0.0]), dtype=torch.float32)[None]
+    targets = torch.as_tensor(camera_labels([30.0], [0.0]), dtype=torch.float32)
+    default = ReferencePositionBias(layers=(LAYER,), heads=2)
+    assert tuple(default.config.proxy_centre) == CENTRE and default.config.proxy_radius == RADIUS
+    uv, visible = token_warp(refs, targets, 4)
+    n = 16
+    want = torch.exp(-torch.cdist(uv.flip(-1)[0, 0].double(), default._grid(4).double()) ** 2 / (2 * 0.04**2)).float() * visible[0, 0, :, None]
+    assert torch.allclose(default.warped_kernel(n, (refs, targets))[0], want, atol=1e-6)
+    wide = ReferencePositionBias(layers=(LAYER,), heads=2, proxy_radius=0.4)
+    assert (wide.warped_kernel(n, (refs, targets)) - default.warped_kernel(n, (refs, targets))).abs().max() > 0.1
+    wide.save_pretrained(tmp_path)
+    assert ReferencePositionBias.from_pretrained(tmp_path).config.proxy_radius == 0.4

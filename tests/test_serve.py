@@ -130,11 +130,11 @@ def test_page_lifts_the_views_to_a_3d_head(files, tmp_path):
     app = build_app(pipe, BASE, tmp_path, TINY_LIFT)
     page = next(f for f in app.fns.values() if f.name == "page_render")
     assert [type(o) for o in page.outputs][3:5] == [gr.Model3D, gr.File]  # the viewer and the downloads are wired
-    # the page's function with its inputs: upload, crop, mode, camera path, yaw, pitch, views, condition seed, steps,
-    # guidance, seed, lift
+    # the page's function with its inputs: upload, crop, reference camera, mode, camera path, yaw, pitch, views, condition
+    # seed, steps, guidance, seed, lift
     no_progress = lambda *a, **k: None  # noqa: E731
-    video, sheet, archive, model, head_files, status = page.fn(str(files / "head.png"), "none", "fast", "orbit", -60, 60, 0, 0,
-                                                               8, 0, 4, 3.0, 0, True, progress=no_progress)
+    video, sheet, archive, model, head_files, status = page.fn(str(files / "head.png"), "none", "auto", "fast", "orbit", -60, 60,
+                                                               0, 0, 8, 0, 4, 3.0, 0, True, progress=no_progress)
     assert "and lifted them to 3D" in status and "3D head: 400 Gaussians" in status, status
     ply, glb = map(Path, head_files)
     assert (ply.name, glb.name) == ("head.ply", "head.glb") and model == str(glb)
@@ -159,3 +159,22 @@ def test_page_messages_name_the_page_fields():
     assert page_message(UserError("--yaw expects a number or a range a:b, got 'left'")) == "yaw expects a number or a range a:b, got 'left'"
     assert page_message(UserError("--condition-seed must be >= 0; --seed too")) == "condition seed must be >= 0; seed too"
     assert page_message(UserError("--yawning is not a flag")) == "--yawning is not a flag"
+
+
+def test_page_gives_the_reference_its_camera(files, tmp_path):
+    """The page's reference camera field: auto (a 64-px head: taken as frontal, said under the reference), YAW,PITCH
+    (said too), and a bad value as a message in the page's words; the page's settings carry it to the render."""
+    pipe = load_model(BASE)
+    web = WebRenderer(pipe, BASE, tmp_path)
+    _, note = web.reference(str(files / "head.png"), "auto")
+    assert note.startswith("the portrait: used as is (under 128 px") and note.endswith(
+        "camera taken as frontal (reference camera YAW,PITCH gives it)"), note
+    _, note = web.reference(str(files / "head.png"), "auto", "40,-5")
+    assert note.endswith("; camera yaw +40°, pitch -5° (reference camera)"), note
+    app = build_app(pipe, BASE, tmp_path)
+    page = next(f for f in app.fns.values() if f.name == "page_render")
+    *_, status = page.fn(str(files / "head.png"), "none", "left", "fast", "orbit", -30, 30, 0, 0, 2, 0, 1, 3.0, 0, False,
+                         progress=lambda *a, **k: None)
+    assert status == "**Error:** reference camera 'left': give auto or YAW,PITCH in degrees, e.g. 40,0 or -30,10", status
+    show = next(f for f in app.fns.values() if f.name == "show_reference")
+    assert show.fn(str(files / "head.png"), "auto", "1,2,3")[2].startswith("**Error:** reference camera '1,2,3'")

@@ -27,6 +27,7 @@ from ..metrics.suite import PAPER_METRICS, compute_metrics
 from ..pipeline.view_windows import DEFAULT
 from ..preflight import check_output_folder, check_range
 from .evaluate_orbits import orbit_row
+from .reference_camera import label_or_given
 from .render import load_model, sample
 from .render_cache import cache_key
 from .settings import RenderSettings, check_settings, view_plan
@@ -92,7 +93,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     if cfg.orbits:
         rows.append(orbit_row(pipe, index, subjects, cfg, out / "cache" / "orbit", orbit_method))
     meta = {k: v for k, v in asdict(cfg).items() if k != "settings"}
-    meta.update({k: getattr(s, k) for k in ("model", "mode", "steps", "guidance", "eta", "seed", "proxy", "group", "group_mode")})
+    meta.update({k: getattr(s, k) for k in ("model", "mode", "steps", "guidance", "eta", "seed", "proxy", "group", "group_mode",
+                                            "reference_camera")})
     paths = write_report(out, Report(rows, meta=meta), figure_rows)
     return {"paths": paths, "rows": rows}
 
@@ -109,7 +111,8 @@ def render_split(pipe, index, pairs, cfg, size, cache: Path):
         cond = render_conditions([label], size, condition_seed=10_000 + s.seed * 1000 + i)[0]
         path = cache / f"{i:04d}.png"
         if not path.is_file():
-            view = sample(pipe, s, ref[None], [cond], label[None], reference_label=index.views[r].label, seed=s.seed + i)[0]
+            ref_label = label_or_given(s.reference_camera, index.views[r].label)  # auto: its label in the dataset
+            view = sample(pipe, s, ref[None], [cond], label[None], reference_label=ref_label, seed=s.seed + i)[0]
             with atomic_path(path) as tmp:
                 view.save(tmp, format="PNG")
         refs.append(ref)

@@ -23,6 +23,7 @@ from ..media import image_to_tensor
 from ..metrics.base import MetricResult
 from ..metrics.orbit import orbit_metrics
 from ..metrics.report import Row
+from .reference_camera import label_or_given
 from .render import sample
 from .render_cache import cache_key
 
@@ -44,7 +45,8 @@ def orbit_row(pipe, index, subjects, cfg, cache: Path, method: str) -> Row:
         folder = cache / key / f"{k:03d}"
         if not folder.is_dir():
             conds = render_conditions(traj.labels, size, condition_seed=20_000 + s.seed * 1000 + k)
-            out = sample(pipe, s, ref[None], conds, traj.labels, reference_label=ref_view.label, seed=s.seed + 7919 * (k + 1))
+            out = sample(pipe, s, ref[None], conds, traj.labels, reference_label=label_or_given(s.reference_camera, ref_view.label),
+                         seed=s.seed + 7919 * (k + 1))
             with atomic_path(folder, suffix="") as tmp:
                 tmp.mkdir()
                 for i, im in enumerate(out):

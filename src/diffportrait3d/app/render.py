@@ -95,28 +95,41 @@ def check_proxy_folder(s: RenderSettings, conditions: Path) -> None:
                         "(in file-name order)")
 
 
-def load_references(references, crop: str = "auto", names: list[str] | None = None) -> list:
-    """Paths or PIL images -> faces.crop.AlignedPortrait (.image RGB, .label the estimated EG3D camera or
-    None), cropped as `crop` says; a UserError names a bad one (by its path, or by `names` when given: the
-    web page's uploads live under temporary paths the user never chose)."""
+def load_references(references, crop: str = "auto", names: list[str] | None = None, camera: str = "auto") -> list:
+    """Paths or PIL images -> faces.crop.AlignedPortrait (.image RGB, .label its EG3D camera as `camera`, a
+    --reference-camera value, gives it: app/reference_camera.py), cropped as `crop` says; .note says both. A
+    UserError names a bad one (by its path, or by `names` when given: the web page's uploads live under
+    temporary paths the user never chose)."""
     from ..faces.crop import crop_face
     from ..media import open_rgb, to_rgb
+    from .reference_camera import parse_reference_camera, place_references
 
     if isinstance(references, (str, Path, Image.Image)):
         references = [references]
     if not references:
         raise UserError("no reference image given")
+    parse_reference_camera(camera)  # a bad value fails before any image is read
     if names is None:
         names = ["the reference image" if isinstance(r, Image.Image) else str(r) for r in references]
-    return [crop_face(to_rgb(r) if isinstance(r, Image.Image) else open_rgb(r), crop, name) for r, name in zip(references, names)]
+    aligned = [crop_face(to_rgb(r) if isinstance(r, Image.Image) else open_rgb(r), crop, name) for r, name in zip(references, names)]
+    return place_references(aligned, references, camera)
 
 
-def make_conditions(s: RenderSettings, size: int):
-    """Condition images (size x size) and their EG3D labels (None when unknown) for the settings' cameras."""
+def condition_seed(s: RenderSettings, pipe) -> int:
+    """The carrier identity: --condition-seed when given, else the model folder's (conditions.sources)."""
+    from ..conditions.sources import model_condition_seed
+
+    return model_condition_seed(pipe) if s.condition_seed is None else s.condition_seed
+
+
+def make_conditions(s: RenderSettings, size: int, pipe=None):
+    """Condition images (size x size) and their EG3D labels (None when unknown) for the settings' cameras; the
+    carrier identity is `pipe`'s model's unless s.condition_seed names one (no pipe: the renderer's default)."""
     from ..conditions.sources import load_conditions
 
+    seed = s.condition_seed if pipe is None else condition_seed(s, pipe)
     return load_conditions(s.conditions, s.views or DEFAULT_VIEWS, size, yaw=s.yaw, pitch=s.pitch, path=s.path,
-                           condition_seed=s.condition_seed)
+                           condition_seed=seed)
 
 
 def sample(pipe, s: RenderSettings, references, conditions, labels=None, progress: Progress | None = None,
@@ -158,16 +171,17 @@ def render(settings: RenderSettings, references, output=None, files=None, *, pip
     report = progress or (lambda done, total, what: None)
     check(settings, output, files, lift)
     report(0, 1, "reading the reference")
-    aligned = load_references(references, settings.crop)
+    aligned = load_references(references, settings.crop, camera=settings.reference_camera)
     refs = [a.image for a in aligned]
     if pipe is None:
         report(0, 1, "loading the model")
         pipe = load_model(settings)
     report(0, 1, "drawing the cameras")
-    conds, labels = make_conditions(settings, pipe.image_size)
+    conds, labels = make_conditions(settings, pipe.image_size, pipe)
     for a in aligned if say else ():  # once nothing else can fail on bad input: an error stays the only line
         say(a.note)
-    views = sample(pipe, settings, refs, conds, labels, progress, reference_label=aligned[0].label)
+    # one camera per reference (reference_camera.py): the position bias and the colour pull read them all
+    views = sample(pipe, settings, refs, conds, labels, progress, reference_label=np.stack([a.label for a in aligned]))
     result = RenderResult(refs, conds, labels, views)
     if output is not None:
         report(0, 1, "writing files")

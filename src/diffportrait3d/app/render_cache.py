@@ -12,4 +12,5 @@ def cache_key(s: RenderSettings, *extra) -> str:
     """The rendered views' cache folder name: every setting that changes a view, and `extra`."""
     values = [str(Path(s.model).resolve()), s.dtype, s.mode, s.steps, s.guidance, s.eta, s.seed, s.proxy, *extra]
     values += [s.noise_mean] if s.noise_mean != "keep" else []  # older "keep" caches keep their names
+    values += [s.reference_camera] if s.reference_camera != "auto" else []  # auto: the dataset's labels, as before
     return hashlib.sha1(json.dumps(values).encode()).hexdigest()[:12]

@@ -5,10 +5,9 @@ and `check_settings` both use, so a number the command line refuses is refused b
 from dataclasses import dataclass
 
 from ..cameras.trajectories import PATHS
-from ..conditions.sources import DEFAULT_CONDITION_SEED
 from ..faces.crop import CROP_MODES
 from ..pipeline.modes import MODES
-from ..pipeline.noise_mean import NOISE_MEANS
+from ..pipeline.noise_mean import ALIASES, NOISE_MEANS
 from ..preflight import check_range
 
 DEFAULT_VIEWS = 16
@@ -32,13 +31,14 @@ class RenderSettings:
     dtype: str = "fp32"          # fp32 | fp16 | bf16
     # reference images
     crop: str = "auto"           # auto (aligned squares as given, other photos aligned) | align | none (faces/crop.py)
+    reference_camera: str = "auto"  # auto (estimate, else a dataset.json's label, else frontal) | "YAW,PITCH" (reference_camera.py)
     # cameras: condition images rendered along a path, or read from a folder / video
     conditions: str = "render"   # render | a folder of images | a video
     path: str = "orbit"          # orbit | nod | spiral | bounce | FILE.json
     yaw: str = "-40:40"          # range A:B or one value, degrees
     pitch: str = "0"
     views: int | None = None     # None: DEFAULT_VIEWS on a path, every image of a folder, every frame of a video
-    condition_seed: int = DEFAULT_CONDITION_SEED  # identity the built-in renderer draws
+    condition_seed: int | None = None  # identity the built-in renderer draws; None: the model folder's (mini: 7), else 0
     proxy: str = "auto"          # 3D-aware initial noise: auto | none | a folder of proxy images
     # sampling
     mode: str = "exact"          # a pipeline.modes.MODES key: exact (the release's DDIM) | fast | ...
@@ -46,9 +46,9 @@ class RenderSettings:
     guidance: float = 3.0
     eta: float = 0.5
     seed: int = 0
-    noise_mean: str | None = None  # None: the model's (mini: reference) | keep (the release) | remove: the noise's
-    #                                spatial mean no longer sets each view's colour | reference: remove, and the
-    #                                views keep the reference's mean colour (pipeline/noise_mean.py)
+    noise_mean: str | None = None  # None: the model's (mini: colour_pull) | keep (the release) | remove: the noise's
+    #                                spatial mean no longer sets each view's colour | colour_pull (old name: reference):
+    #                                remove, and the views keep the reference's mean colour (pipeline/noise_mean.py)
     group: int = 8               # views denoised together by the view modules
     # view plan beyond one group (pipeline/view_windows.py); all None: the pipeline's default
     group_mode: str | None = None  # shifted | windows | groups, +anchors, +camera[=C] | +progressive[=C] | +mixed[=C] | +freenoise
@@ -62,9 +62,10 @@ class RenderSettings:
 def check_settings(s: RenderSettings) -> None:
     """Numbers in range and choices known, before any work; UserError names the option."""
     from ..errors import UserError
+    from .reference_camera import parse_reference_camera
 
     for field, allowed in CHOICES.items():
-        if getattr(s, field) not in allowed and not (field == "noise_mean" and s.noise_mean is None):  # None: the model's
+        if getattr(s, field) not in allowed and not (field == "noise_mean" and (s.noise_mean is None or s.noise_mean in ALIASES)):
             raise UserError(f"--{field.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(s, field)!r}")
     for arg, value, lo, hi, integer in (("--views", s.views, 1, MAX_VIEWS, True), ("--condition-seed", s.condition_seed, 0, MAX_SEED, True),
                                         ("--steps", s.steps, 1, MAX_STEPS, True), ("--guidance", s.guidance, 0, MAX_GUIDANCE, False),
@@ -73,6 +74,7 @@ def check_settings(s: RenderSettings) -> None:
                                         ("--overlap", s.overlap, 0, None, True), ("--anchors", s.anchors, 0, None, True)):
         if value is not None:
             check_range(arg, value, lo, hi, integer)
+    parse_reference_camera(s.reference_camera)
     if s.path not in PATHS and not s.path.lower().endswith(".json"):
         raise UserError(f"--path must be one of {', '.join(PATHS)} or a .json file, got {s.path!r}")
     view_plan(s)  # a bad --group-mode fails here, before any work

@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..pipeline.modes import MODES
 from .lift import LiftSettings
 from .render import RenderResult, load_references, make_conditions, render
+from .render import condition_seed as condition_seed_of
 from .samples import write_samples
 from .settings import CHOICES, MAX_GUIDANCE, RenderSettings
 
@@ -66,16 +67,17 @@ class WebRenderer:
                 raise UserError(f"{flag} {value}: this page renders at most {limit} per request; use `dp3d render` for more")
         return s
 
-    def reference(self, upload, crop: str):
-        """The uploaded image as the model sees it (cropped, at the model's size) and the line saying how it was cropped."""
+    def reference(self, upload, crop: str, camera: str = "auto"):
+        """The uploaded image as the model sees it (cropped, at the model's size) and the line saying how it was
+        cropped and which camera it is given (`camera`: the page's reference camera, as --reference-camera)."""
         if not upload:
             raise UserError("upload a portrait image (or pick a sample) first")
-        ref = load_references([upload], crop, names=["the portrait"])[0]
+        ref = load_references([upload], crop, names=["the portrait"], camera=camera)[0]
         size = self.pipe.image_size
         return ref.image.resize((size, size)), page_message(ref.note)
 
     def preview(self, s: RenderSettings):
-        conds, _ = make_conditions(s, min(self.pipe.image_size, PREVIEW_SIZE))
+        conds, _ = make_conditions(s, min(self.pipe.image_size, PREVIEW_SIZE), self.pipe)
         return conds
 
     def render(self, upload, s: RenderSettings, progress=None, lift: bool = False) -> RenderResult:
@@ -119,7 +121,7 @@ class WebRenderer:
 # the app layer speaks the CLI's flags; the page and its API name their own fields
 _PAGE_FIELDS = {"--yaw": "yaw", "--pitch": "pitch", "--views": "views", "--steps": "steps", "--seed": "seed",
                 "--guidance": "guidance", "--crop": "crop", "--mode": "mode", "--path": "camera path",
-                "--condition-seed": "condition seed", "--lift": "3D head"}
+                "--condition-seed": "condition seed", "--lift": "3D head", "--reference-camera": "reference camera"}
 
 
 def page_message(error: Exception) -> str:
@@ -136,16 +138,18 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
     web = WebRenderer(pipe, base, workdir, lift)
     samples = write_samples(Path(workdir) / "samples", size=pipe.image_size)
 
-    def as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode=None, steps=None, guidance=None, seed=None):
-        extra = {} if mode is None else dict(mode=mode, steps=int(steps) or None, guidance=float(guidance), seed=int(seed))
+    def as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode=None, steps=None, guidance=None, seed=None,
+                    reference_camera=None):
+        extra = {} if mode is None else dict(mode=mode, steps=int(steps) or None, guidance=float(guidance), seed=int(seed),
+                                             reference_camera=str(reference_camera or "auto").strip() or "auto")
         return web.settings(crop=crop, path=path, yaw=f"{yaw0:g}:{yaw1:g}", pitch=f"{pitch0:g}:{pitch1:g}", views=int(views),
                             condition_seed=int(condition_seed), **extra)
 
-    def show_reference(upload, crop):  # -> reference image, what was done to it, status
+    def show_reference(upload, crop, camera):  # -> reference image, what was done to it, status
         if not upload:
             return None, "", ""
         try:
-            return *web.reference(upload, crop), ""
+            return *web.reference(upload, crop, str(camera or "auto").strip() or "auto"), ""
         except UserError as e:
             return None, "", f"**Error:** {page_message(e)}"
 
@@ -157,10 +161,11 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
 
     page_outputs = ("video", "sheet", "zip", "model", "head_files", "status")
 
-    def page_render(upload, crop, mode, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance, seed, lift,
-                    progress=gr.Progress()):
+    def page_render(upload, crop, reference_camera, mode, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, steps, guidance,
+                    seed, lift, progress=gr.Progress()):
         try:
-            s = as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode, steps, guidance, seed)
+            s = as_settings(crop, path, yaw0, yaw1, pitch0, pitch1, views, condition_seed, mode, steps, guidance, seed,
+                            reference_camera)
         except UserError as e:
             return None, None, None, None, None, f"**Error:** {page_message(e)}"
         shown = web.page(upload, s, bool(lift), lambda done, total, what: progress((done, total), desc=what))
@@ -187,6 +192,8 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
                 gr.Examples([[str(p)] for p in samples], inputs=[upload], label="Sample references")
                 choice = {f: gr.Radio(list(offered), value=getattr(base, f) if getattr(base, f) in offered else offered[0], label=f)
                           for f, offered in WEB_CHOICES.items()}
+                reference_camera = gr.Textbox(base.reference_camera, label="Reference camera: auto, or YAW,PITCH in degrees "
+                                              "(auto: estimated for a photo it aligns, else frontal)", elem_id="reference-camera")
                 reference = gr.Image(label="Reference as the model sees it", interactive=False, height=160)
                 crop_note = gr.Markdown(elem_id="crop-note")
                 with gr.Group():
@@ -196,7 +203,8 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
                     pitch0 = gr.Slider(-45, 45, value=0, step=1, label="Pitch from")
                     pitch1 = gr.Slider(-45, 45, value=0, step=1, label="Pitch to")
                     views = gr.Slider(1, MAX_WEB_VIEWS, value=base.views or 8, step=1, label="Views")
-                    condition_seed = gr.Number(base.condition_seed, precision=0, minimum=0, label="Condition seed (camera-carrier identity)")
+                    condition_seed = gr.Number(condition_seed_of(base, pipe), precision=0, minimum=0,
+                                               label="Condition seed (camera-carrier identity; default: the model's)")
                 preview = gr.Gallery(label="Condition images (they carry the cameras)", columns=8, height=160, elem_id="preview")
                 with gr.Group():
                     steps = gr.Slider(0, MAX_WEB_STEPS, value=base.steps or 0, step=1, label="Steps (0: the mode's default)")
@@ -214,12 +222,13 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
                 head_files = gr.File(label="3D head: Gaussians (.ply, 3D Gaussian Splatting) and mesh (.glb)",
                                      file_count="multiple", elem_id="head-files")
         camera = [path, yaw0, yaw1, pitch0, pitch1, views, condition_seed]
-        for c in (upload, choice["crop"]):
-            c.change(show_reference, [upload, choice["crop"]], [reference, crop_note, status], concurrency_limit=4, api_visibility="private")
+        shown = ([upload, choice["crop"], reference_camera], [reference, crop_note, status])
+        for event in (upload.change, choice["crop"].change, reference_camera.submit, reference_camera.blur):  # not every keystroke
+            event(show_reference, *shown, concurrency_limit=4, api_visibility="private")
         for c in camera:
             c.change(show_preview, camera, [preview, status], concurrency_limit=4, api_visibility="private")
         app.load(show_preview, camera, [preview, status], api_visibility="private")
-        button.click(page_render, [upload, choice["crop"], choice["mode"], *camera, steps, guidance, seed, lift_box],
+        button.click(page_render, [upload, choice["crop"], reference_camera, choice["mode"], *camera, steps, guidance, seed, lift_box],
                      [video, sheet, archive, model3d, head_files, status],
                      api_visibility="private")
         # the API endpoint: components kept out of sight, fed only by gradio_client

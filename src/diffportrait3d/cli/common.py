@@ -3,7 +3,9 @@
 import argparse
 import sys
 
-from ..app.settings import CHOICES, DEFAULT_CONDITION_SEED, DEFAULT_VIEWS, MAX_FPS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MAX_VIEWS, RenderSettings
+from ..app.settings import CHOICES, DEFAULT_VIEWS, MAX_FPS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MAX_VIEWS, RenderSettings
+from ..app.reference_camera import HELP as REFERENCE_CAMERA_HELP
+from ..pipeline.noise_mean import ALIASES
 from ..preflight import describe_range, in_range
 
 
@@ -48,11 +50,13 @@ def add_sampling_args(p):
     p.add_argument("--guidance", type=number(0, MAX_GUIDANCE, integer=False), default=3.0,
                    help=f"classifier-free guidance scale, 0..{MAX_GUIDANCE}")
     p.add_argument("--eta", type=number(0, 1, integer=False), default=0.5, help="DDIM eta, 0..1 (0 = deterministic; exact mode)")
-    p.add_argument("--noise-mean", default=None, choices=CHOICES["noise_mean"], dest="noise_mean",
-                   help="default: the model's (reference for mini, keep for others); keep: the release's noise; remove: each "
-                        "view's noise without its spatial mean, so the 3D-aware proxy sets the colours (steadier on small "
-                        "latents: docs/miniature.md); reference: remove, and every view shifted back to the "
-                        "reference's mean colour by as much as the views within 60 degrees of its camera drift from it")
+    p.add_argument("--noise-mean", default=None, type=lambda v: ALIASES.get(v, v), choices=CHOICES["noise_mean"],
+                   dest="noise_mean",
+                   help="default: the model folder's (colour_pull for mini, keep for others); keep: the release's noise; "
+                        "remove: each view's noise without its spatial mean, so the 3D-aware proxy sets the colours (steadier "
+                        "on small latents: docs/miniature.md); colour_pull (old name: reference): remove, and every view "
+                        "shifted back to the reference's mean colour by as much as the views near its camera drift from it "
+                        "(the weights: the model folder's)")
     add_seed_arg(p)
     p.add_argument("--group", type=number(1), default=8, help="views denoised together by the view modules (max 32)")
     add_view_plan_args(p)
@@ -79,6 +83,10 @@ def add_crop_arg(p):
                         "image is centre-cropped, never stretched). One line says what was done")
 
 
+def add_reference_camera_arg(p):
+    p.add_argument("--reference-camera", default="auto", dest="reference_camera", metavar="auto|YAW,PITCH", help=REFERENCE_CAMERA_HELP)
+
+
 def add_fps_arg(p):
     p.add_argument("--fps", type=number(1, MAX_FPS), default=8, help=f"frames per second of a video, 1..{MAX_FPS}")
 
@@ -90,9 +98,9 @@ def add_camera_args(p):
                    help=f"number of views, 1..{MAX_VIEWS} (default 16); with a condition video, frames sampled from it "
                         "(at most its frame count); not used with a condition folder, whose images are all used")
     p.add_argument("--path", default="orbit", help="orbit, nod, spiral, bounce, or a JSON file of angles or 25-float EG3D labels")
-    p.add_argument("--condition-seed", type=number(0, MAX_SEED), default=DEFAULT_CONDITION_SEED, dest="condition_seed",
-                   help=f"identity drawn by the built-in renderer (default {DEFAULT_CONDITION_SEED}: one whose renders carry the "
-                        "camera well, benchmarks/bench_carriers.py)")
+    p.add_argument("--condition-seed", type=number(0, MAX_SEED), default=None, dest="condition_seed",
+                   help="identity drawn by the built-in renderer (default: the model folder's, one whose renders its "
+                        "ControlNet reads well, benchmarks/bench_carriers.py: 7 for mini; 0 for a folder that names none)")
 
 
 def say(line: str) -> None:

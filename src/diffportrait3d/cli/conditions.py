@@ -10,6 +10,8 @@ def add_parser(sub, name):
                        description="Renders the built-in head at every camera of the path and writes view_NNN.png plus a "
                                    "dataset.json of their EG3D cameras; dp3d render --conditions DIR reuses them.")
     add_camera_args(p)
+    p.add_argument("--model", default="mini", help="the model whose carrier identity is drawn when --condition-seed is not "
+                                                   "given (its model_index.json's condition_seed; only that file is read)")
     p.add_argument("--res", type=int, default=512, help="image side in pixels")
     p.add_argument("-o", "--output", required=True, help="new (or empty) folder")
     p.set_defaults(func=run)
@@ -21,14 +23,18 @@ def run(args):
     from ..atomic import atomic_path
     from ..errors import UserError
     from ..conditions.sources import load_conditions
+    from ..pipeline.model_folder import read_model_index
 
     out = Path(args.output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output {out} exists and is not an empty folder; choose a new folder")
     if not 8 <= args.res <= 2048:
         raise UserError(f"--res must be within 8..2048, got {args.res}")
+    seed = args.condition_seed
+    if seed is None:
+        seed = read_model_index(args.model).get("condition_seed")  # None: the renderer's default
     images, labels = load_conditions("render", args.views, args.res, yaw=args.yaw, pitch=args.pitch, path=args.path,
-                                     condition_seed=args.condition_seed)
+                                     condition_seed=seed)
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
         names = [f"view_{i:03d}.png" for i in range(len(images))]

@@ -5,7 +5,8 @@ photos need the full-size model (Stable Diffusion 1.5 + trained or the authors' 
 OUT gets turntable.mp4, turntable.gif and contact_sheet.png (replaced if there); other files in it are kept.
 """
 
-from .common import add_camera_args, add_crop_arg, add_model_args, add_sampling_args, note_if_mini_on_photo, say, settings_from_args
+from .common import (add_camera_args, add_crop_arg, add_model_args, add_reference_camera_arg, add_sampling_args, note_if_mini_on_photo,
+                     say, settings_from_args)
 
 OUTPUTS = ("turntable.mp4", "turntable.gif", "contact_sheet.png")
 
@@ -17,6 +18,7 @@ def add_parser(sub, name):
     p.add_argument("--reference", default=None, help="reference image (default: a held-out synthetic head)")
     add_model_args(p, default_model="mini")
     add_crop_arg(p)
+    add_reference_camera_arg(p)
     add_sampling_args(p)
     add_camera_args(p)
     p.set_defaults(func=run)

@@ -14,6 +14,9 @@ def add_parser(sub, name):
     p.add_argument("--split", default="both", choices=["recon", "novel", "both"])
     add_sampling_args(p)  # --group-mode etc.: the view schedule of the orbits
     p.add_argument("--proxy", default="auto", choices=["auto", "none"])
+    p.add_argument("--reference-camera", default="auto", dest="reference_camera", metavar="auto|YAW,PITCH",
+                   help="the cameras the references are given: auto (default), each one's label in the dataset; YAW,PITCH: "
+                        "that camera for every reference (e.g. 0,0 measures a render that takes them as frontal)")
     p.add_argument("--orbits", type=int, default=1, help="closed back-and-forth orbits for the orbit metrics (0: none)")
     p.add_argument("--orbit-views", type=int, default=16, dest="orbit_views", help="views per orbit")
     p.add_argument("--weights", default=None, help="folder of metric weights (LPIPS/DISTS/FID)")

@@ -1,7 +1,7 @@
 """`dp3d render`: novel views of a portrait, written as a video or a folder of PNGs."""
 
-from .common import (add_camera_args, add_crop_arg, add_fps_arg, add_model_args, add_sampling_args, note_if_mini_on_photo, say,
-                     settings_from_args)
+from .common import (add_camera_args, add_crop_arg, add_fps_arg, add_model_args, add_reference_camera_arg, add_sampling_args,
+                     note_if_mini_on_photo, say, settings_from_args)
 
 
 def add_parser(sub, name):
@@ -20,6 +20,7 @@ def add_parser(sub, name):
     p.add_argument("--proxy", default="auto", help="3D-aware initial noise: auto (the model's noise model, when it has one "
                                                    "and the cameras are known), none (Gaussian), or a folder of proxy images")
     add_crop_arg(p)
+    add_reference_camera_arg(p)
     p.add_argument("-o", "--output", required=True, help="OUT.mp4, OUT.gif or a folder")
     add_fps_arg(p)
     p.add_argument("--lift", action="store_true",

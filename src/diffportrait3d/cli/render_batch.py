@@ -4,8 +4,8 @@ split across processes under `accelerate launch`, resumable."""
 from pathlib import Path
 
 from ..errors import UserError
-from .common import (add_camera_args, add_crop_arg, add_fps_arg, add_model_args, add_sampling_args, note_if_mini_on_photo,
-                     settings_from_args)
+from .common import (add_camera_args, add_crop_arg, add_fps_arg, add_model_args, add_reference_camera_arg, add_sampling_args,
+                     note_if_mini_on_photo, settings_from_args)
 
 
 def add_parser(sub, name):
@@ -23,6 +23,7 @@ def add_parser(sub, name):
     add_camera_args(p)
     p.add_argument("--proxy", default="auto", choices=["auto", "none"], help="3D-aware initial noise: auto or none (Gaussian)")
     add_crop_arg(p)
+    add_reference_camera_arg(p)
     p.add_argument("-o", "--output", required=True, help="output folder (other files in it are kept)")
     p.add_argument("--format", default="mp4", choices=["mp4", "gif", "png"], help="per photo: a video, or a folder of PNGs")
     add_fps_arg(p)

@@ -1,7 +1,7 @@
 """View-condition images for `dp3d render`, from one of three sources behind one interface.
 
 - None or "render": the built-in head renderer draws a proxy identity (picked by
-  `condition_seed`) at every camera of the requested path (yaw/pitch/views/path, as in
+  `condition_seed`: the model's, see model_condition_seed) at every camera of the requested path (yaw/pitch/views/path, as in
   trajectories); the camera labels come back too.
 - a folder of images: all of them, in sorted file-name order (labels too if the folder holds
   an EG3D dataset.json listing them, else None).
@@ -23,15 +23,23 @@ from ..cameras import check_label
 from ..head import Expression, Identity, build_scene, render_scene
 from ..cameras.trajectories import make_trajectory
 
-# The proxy identity whose renders carry the cameras by default: dark short hair, no hat. Chosen by
-# benchmarks/bench_carriers.py on the validation heads (seed 1): the miniature model's ControlNet places
-# the camera within ~5.5° on average with carriers like it, but misreads grey short hair by 30° and more.
-DEFAULT_CONDITION_SEED = 7
+# The identity whose renders carry the cameras when neither the user (--condition-seed) nor the model folder
+# ("condition_seed" in model_index.json) names one. Which carrier a ControlNet reads best is a fact about that
+# model (benchmarks/bench_carriers.py: the miniature model misreads grey short hair by 30° and more, so its folder
+# names seed 7), so the renderer's own default is its first identity, as before any model was tuned.
+RENDERER_CONDITION_SEED = 0
+
+
+def model_condition_seed(pipe) -> int:
+    """The carrier identity a loaded pipeline's model folder names, else the renderer's default."""
+    seed = pipe.config.get("condition_seed")
+    return RENDERER_CONDITION_SEED if seed is None else int(seed)
 
 
 def load_conditions(spec, views: int | None, size: int, *, yaw=None, pitch=None, path: str = "orbit",
-                    condition_seed: int = DEFAULT_CONDITION_SEED) -> tuple[list[Image.Image], np.ndarray | None]:
-    """Condition images (and their camera labels when known) for the requested views."""
+                    condition_seed: int | None = None) -> tuple[list[Image.Image], np.ndarray | None]:
+    """Condition images (and their camera labels when known) for the requested views; condition_seed None: the
+    renderer's default identity."""
     if spec is None or str(spec) == "render":
         traj = _path(yaw, pitch, views, path)
         return render_conditions(traj.labels, size, condition_seed), traj.labels
@@ -70,11 +78,11 @@ def posed_view_count(spec, views: int | None, default_views: int) -> tuple[int, 
     return 1, False
 
 
-def render_conditions(labels, size: int, condition_seed: int = DEFAULT_CONDITION_SEED) -> list[Image.Image]:
-    """The proxy identity of `condition_seed`, neutral expression, rendered at each label."""
+def render_conditions(labels, size: int, condition_seed: int | None = None) -> list[Image.Image]:
+    """The proxy identity of `condition_seed` (None: RENDERER_CONDITION_SEED), neutral expression, rendered at each label."""
     if size < 8:
         raise UserError(f"condition size must be at least 8 pixels, got {size}")
-    scene = build_scene(Identity.sample(condition_seed), Expression())
+    scene = build_scene(Identity.sample(RENDERER_CONDITION_SEED if condition_seed is None else condition_seed), Expression())
     return [render_scene(scene, check_label(label), size).pil() for label in np.atleast_2d(labels)]
 
 

@@ -25,7 +25,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..cameras.eg3d_torch import viewing_angle
-from .proxy_warp import token_warp
+from .proxy_warp import CENTRE, RADIUS, token_warp
 
 
 class ReferencePositionBias(ModelMixin, ConfigMixin):
@@ -33,7 +33,9 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, layers: tuple[str, ...] = (), heads: int = 8, sigma: float = 0.04, initial_gain: float = 3.0,
-                 moved_degrees: float = 0.0):
+                 moved_degrees: float = 0.0, proxy_centre: tuple[float, float, float] = CENTRE, proxy_radius: float = RADIUS):
+        # proxy_centre, proxy_radius: the sphere standing for the head in the warp (proxy_warp.py), fitted to the
+        # heads a model is trained on; in the config, so that a model trained on other heads brings its own
         super().__init__()
         self.gain = nn.Parameter(torch.full((len(layers), heads), float(initial_gain)))
         self.moved_gain = nn.Parameter(self.gain.detach().clone()) if moved_degrees > 0 else None
@@ -88,7 +90,8 @@ class ReferencePositionBias(ModelMixin, ConfigMixin):
         zero where that point is hidden from the reference. cameras: (reference labels (B or 1, R, 25),
         target labels (B, 25)); the same camera gives `kernel(n)` exactly."""
         reference_labels, target_labels = cameras
-        uv, visible = token_warp(reference_labels, target_labels, self._side(n))  # (B, R, n, 2), (B, R, n)
+        uv, visible = token_warp(reference_labels, target_labels, self._side(n), tuple(self.config.proxy_centre),
+                                 float(self.config.proxy_radius))  # (B, R, n, 2), (B, R, n)
         b, r = visible.shape[:2]
         yx = self._grid(self._side(n)).to(uv)
         d2 = torch.cdist(uv.flip(-1).flatten(0, 1), yx) ** 2  # (B R, n, n); uv is (column, row)

@@ -58,3 +58,10 @@ def resolve_model(model: str | Path) -> str:
     if path.is_absolute() or model.startswith((".", "~")) or model.count("/") != 1:
         raise UserError(f"model folder not found: {model} (pass a model folder, a hub id owner/name, or one of: {', '.join(SHIPPED)})")
     return model
+
+
+def read_model_index(model: str) -> dict:
+    """A model's model_index.json entries without loading its weights (its per-model defaults: noise_mean,
+    condition_seed, colour_pull); {} for a hub id, whose index is read only when the model loads."""
+    path = Path(resolve_model(model))
+    return json.loads((path / "model_index.json").read_text()) if path.is_dir() else {}

@@ -1,6 +1,6 @@
 """What sets each view's global colour: `noise_mean` "keep" (the noise, as in the release), "remove" (the
-noise without its spatial mean) or "reference" (as "remove", and every step's clean-latent prediction
-pulled towards the reference's mean colour).
+noise without its spatial mean) or "colour_pull" (as "remove", and every step's clean-latent prediction
+pulled towards the reference's mean colour; "reference" is its old name and still accepted).
 
 Why "remove": at t = 999 the signal left in x_T is sqrt(a_999) = 0.069 of the clean latent, and the spatial
 mean of white noise over h x h latents has std 1/h. At the miniature model's 16 x 16 latents the two
@@ -8,7 +8,7 @@ are the same size (0.0625 vs 0.069 x the image's mean), so the noise's own mean,
 the 3D-aware proxy, decides each view's global colour (background, skin tint: docs/miniature.md, take
 five). Without it x_T's mean is the proxy's. At SD1.5's 64 x 64 latents the effect is 4x smaller.
 
-Why "reference": even so the miniature model draws its views' colours towards the mean face's (measured at
+Why "colour_pull": even so the miniature model draws its views' colours towards the mean face's (measured at
 the reference's own camera: face / background off by 8.8 / 6.9 on a 0-255 scale, while views of one head
 differ from its reference by less in latent mean than the drawn views do from the truth, up to ~60 degrees
 away). Like the "AdaIN" of reference-only control, it takes the reference's global statistics as the truth's,
@@ -17,15 +17,51 @@ measured on the views near the reference (weight 1 within 30 degrees of its view
 one shift, half that gap per step, moves every view of the render alike, so that near and far views do not
 part in colour along an orbit. A render with no view near the reference is the "remove" run (docs/miniature.md).
 "keep" (default) is the release's noise, bitwise.
+
+The pull's weights were tuned on the miniature model, so they are a model's setting (`ColourPull`, stored as
+"colour_pull" in its model_index.json beside "noise_mean"); the defaults below serve a model folder without them.
 """
 
+from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 import torch
 
-NOISE_MEANS = ("keep", "remove", "reference")
-REFERENCE_PULL = 0.5  # the fraction of the prediction's mean-colour gap closed at each step (0.5 and 1 measured the same)
-FULL_DEGREES, NONE_DEGREES = 30.0, 60.0  # which views measure the gap: all within 30 degrees of a reference, none from 60
+from ..errors import UserError
+
+NOISE_MEANS = ("keep", "remove", "colour_pull")
+ALIASES = {"reference": "colour_pull"}  # the colour pull's first name, in older model folders and scripts
+
+
+@dataclass(frozen=True)
+class ColourPull:
+    pull: float = 0.5            # the fraction of the prediction's mean-colour gap closed at each step (0.5 and 1 measured the same)
+    full_degrees: float = 30.0   # views within this angle of a reference measure the gap with weight 1 ...
+    none_degrees: float = 60.0   # ... and from this angle on not at all (linear in between)
+
+    @classmethod
+    def from_config(cls, value: dict | None) -> "ColourPull":
+        """A model_index.json's "colour_pull" entry (None: the defaults); a UserError names an unknown key."""
+        if value is None:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        if not isinstance(value, dict) or set(value) - known:
+            raise UserError(f'model_index.json: "colour_pull" must be an object with keys {", ".join(sorted(known))}, got {value!r}')
+        pull = cls(**{k: float(v) for k, v in value.items()})
+        if not (0 <= pull.pull and 0 <= pull.full_degrees < pull.none_degrees):
+            raise UserError(f'model_index.json: "colour_pull" needs pull >= 0 and 0 <= full_degrees < none_degrees, got {value!r}')
+        return pull
+
+    def to_config(self) -> dict:
+        return asdict(self)
+
+
+def canonical_noise_mean(name: str) -> str:
+    """`name` in its current spelling ("reference" -> "colour_pull"); a UserError for an unknown one."""
+    name = ALIASES.get(name, name)
+    if name not in NOISE_MEANS:
+        raise UserError(f"noise_mean must be one of {', '.join(NOISE_MEANS)}, got {name!r}")
+    return name
 
 
 def with_noise_mean(prior: Callable[[torch.Tensor], torch.Tensor], noise_mean: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -35,16 +71,17 @@ def with_noise_mean(prior: Callable[[torch.Tensor], torch.Tensor], noise_mean: s
     return lambda x: (y := prior(x)) - y.mean(dim=(-2, -1), keepdim=True)
 
 
-def reference_pull(degrees: torch.Tensor | None, pull: float = REFERENCE_PULL) -> torch.Tensor | float:
-    """Each view's weight from its angle (degrees) to the nearest reference, times `pull`; `pull` for every view
-    without cameras."""
+def reference_pull(degrees: torch.Tensor | None, weights: ColourPull = ColourPull()) -> torch.Tensor | float:
+    """Each view's weight from its angle (degrees) to the nearest reference, times `weights.pull`; `weights.pull`
+    for every view without cameras."""
     if degrees is None:
-        return pull
-    return pull * ((NONE_DEGREES - degrees) / (NONE_DEGREES - FULL_DEGREES)).clamp(0, 1)
+        return weights.pull
+    full, none = weights.full_degrees, weights.none_degrees
+    return weights.pull * ((none - degrees) / (none - full)).clamp(0, 1)
 
 
 def pull_to_reference_mean(eps_fn: Callable, alphas_cumprod: torch.Tensor, reference_mean: torch.Tensor,
-                           pull: torch.Tensor | float = REFERENCE_PULL) -> Callable:
+                           pull: torch.Tensor | float = ColourPull.pull) -> Callable:
     """eps_fn(x, t) whose implied clean latents x0 = (x - sqrt(1 - a) eps) / sqrt(a) all have their per-channel
     spatial means moved by one shift: `pull` (a number, or one per view: the views' weights) times the weighted
     mean gap (mean(x0) - reference_mean (C,)); eps + sqrt(a / (1 - a)) * shift. One shift for every view, so that

@@ -25,7 +25,7 @@ from ..models.reference_position import ReferencePositionBias  # noqa: F401
 from ..models.view_modules import ViewModules  # noqa: F401
 from .model_folder import resolve_model
 from .modes import MODES, SamplingMode
-from .noise_mean import NOISE_MEANS, pull_to_reference_mean, reference_pull, with_noise_mean
+from .noise_mean import ColourPull, canonical_noise_mean, pull_to_reference_mean, reference_pull, with_noise_mean
 from .sampling import denoise
 from .schedule import alphas_cumprod_from_config, q_sample, use_release_schedule
 from .view_groups import ViewConditions, grouped_eps
@@ -45,14 +45,20 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
     _optional_components = ["noise_model", "reference_position"]
 
     def __init__(self, vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, scheduler, noise_model=None,
-                 noise_mean: str = "keep", reference_position=None):
+                 noise_mean: str = "keep", reference_position=None, condition_seed: int | None = None,
+                 colour_pull: dict | None = None):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, reference_unet=reference_unet, controlnet=controlnet,
                               view_modules=view_modules, prompt_embedding=prompt_embedding, scheduler=scheduler,
                               noise_model=noise_model, reference_position=reference_position)
-        # the model's own noise_mean default, saved in model_index.json: "keep" (the release) unless a model
-        # was made for another (the miniature model, "reference": its 16x16 latents, docs/miniature.md)
-        self.register_to_config(noise_mean=noise_mean)
+        # Sampling defaults tuned on one model live in its model_index.json, so that they follow the model and
+        # not the code: noise_mean "keep" (the release) unless a model was made for another (the miniature
+        # model, "colour_pull": its 16x16 latents, docs/miniature.md); the colour pull's weights (None: ColourPull's
+        # defaults); condition_seed, the identity whose renders carry the cameras best for this model's ControlNet
+        # (None: the renderer's default, conditions.sources.RENDERER_CONDITION_SEED).
+        ColourPull.from_config(colour_pull)  # a bad entry fails at load, naming the file
+        self.register_to_config(noise_mean=canonical_noise_mean(noise_mean), condition_seed=condition_seed,
+                                colour_pull=colour_pull)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model, reference_position):
             if m is not None:
@@ -152,17 +158,16 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             for the release's independent groups of `group_size`); None: view_windows.DEFAULT for
             more views than one group. Closed paths are detected from `condition_labels`.
         noise_mean: "keep" (the release) or "remove": every view's noise without its spatial mean, so
-            that the 3D-aware proxy, not the noise, sets the global colour; "reference": as "remove", and
-            every view's clean-latent prediction shifted each step by as much as the views within 60 degrees of
-            the reference's camera drift from its mean colour (pipeline/noise_mean.py);
+            that the 3D-aware proxy, not the noise, sets the global colour; "colour_pull" (old name "reference"):
+            as "remove", and every view's clean-latent prediction shifted each step by as much as the views near
+            the reference's camera drift from its mean colour (pipeline/noise_mean.py; the weights: the model's
+            "colour_pull" config);
             None: the model's default (`pipe.config.noise_mean`, "keep" unless the model folder says otherwise).
         """
         if output_type not in ("pil", "pt", "latent"):
             raise UserError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
         mode = self.sampling_mode(mode)
-        noise_mean = noise_mean or self.config.noise_mean
-        if noise_mean not in NOISE_MEANS:
-            raise UserError(f"noise_mean must be one of {', '.join(NOISE_MEANS)}, got {noise_mean!r}")
+        noise_mean = canonical_noise_mean(noise_mean or self.config.noise_mean)
         steps = mode.steps if num_inference_steps is None else num_inference_steps
         # 1. inputs
         size, device, dtype = self.image_size, self._execution_device, self.unet.dtype
@@ -226,10 +231,11 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             step += 1
             return fuse(lambda w: grouped_eps(nets, x[w], t, cond.select(w), len(w), bank), x, windows)
 
-        if noise_mean == "reference":  # the user's references' mean colour, not the anchors drawn from them
+        if noise_mean == "colour_pull":  # the user's references' mean colour, not the anchors drawn from them
             degrees = None if ref_labels is None else viewing_angle(ref_labels[None, :n_refs], labels).min(dim=1).values
+            weights = ColourPull.from_config(self.config.get("colour_pull"))
             eps_fn = pull_to_reference_mean(eps_fn, self.alphas_cumprod, cond.ref_latents[:n_refs].float().mean(dim=(0, 2, 3)),
-                                            reference_pull(degrees))
+                                            reference_pull(degrees, weights))
         bar = self.progress_bar(total=len(scheduler.timesteps))
         bar.set_description(f"{n} views, {plan.name}{' (loop)' if loop else ''}, steps")
 
