@@ -2,7 +2,7 @@
 
 Why: a UNet's tokens carry almost no position (no positional encoding; only padding), so at high noise a
 query at pixel p cannot find the reference's token at p: the read path then returns little more than
-the reference's average colour (docs/miniature.md, take five: even with the target itself as the
+the reference's average colour (docs/lab/2026-12-04-take-five.md: even with the target itself as the
 reference the base's read path left 65-80% of the x0 error). This module adds to the attention logit of
 query p and reference token q `gain[layer, head] * exp(-|p - q|^2 / (2 sigma^2))`, positions in units of
 the image side, so each head can prefer the reference's token at the same place (reconstruction, small
@@ -13,7 +13,7 @@ is hidden from it; at the reference's own camera that is the same kernel. With `
 has a second gain for moved cameras, blended by the angle theta between the two cameras' viewing directions:
 gain(theta) = moved_gain + (gain - moved_gain) exp(-theta^2 / 2 moved_degrees^2), because copying the reference
 in place pays at its own camera (reconstruction) while the warp is only approximate once the camera moves
-(docs/miniature.md, takes seven to nine).
+(docs/lab/2026-12-05-take-seven.md, -take-eight.md, -take-nine.md).
 
 A separate pipeline component, absent from the release (which then runs bitwise as before); trained
 with the reference UNet in stage 1 (training/stages/diffportrait3d.py).

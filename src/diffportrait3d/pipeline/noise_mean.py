@@ -5,8 +5,8 @@ pulled towards the reference's mean colour; "reference" is its old name and stil
 Why "remove": at t = 999 the signal left in x_T is sqrt(a_999) = 0.069 of the clean latent, and the spatial
 mean of white noise over h x h latents has std 1/h. At the miniature model's 16 x 16 latents the two
 are the same size (0.0625 vs 0.069 x the image's mean), so the noise's own mean, not the reference or
-the 3D-aware proxy, decides each view's global colour (background, skin tint: docs/miniature.md, take
-five). Without it x_T's mean is the proxy's. At SD1.5's 64 x 64 latents the effect is 4x smaller.
+the 3D-aware proxy, decides each view's global colour (background, skin tint: docs/lab/2026-12-04-take-five.md).
+Without it x_T's mean is the proxy's. At SD1.5's 64 x 64 latents the effect is 4x smaller.
 
 Why "colour_pull": even so the miniature model draws its views' colours towards the mean face's (measured at
 the reference's own camera: face / background off by 8.8 / 6.9 on a 0-255 scale, while views of one head
@@ -15,8 +15,8 @@ away). Like the "AdaIN" of reference-only control, it takes the reference's glob
 here only the per-channel spatial mean of the predicted clean latent, and only where that holds: the gap is
 measured on the views near the reference (weight 1 within 30 degrees of its viewing direction, 0 from 60), and
 one shift, half that gap per step, moves every view of the render alike, so that near and far views do not
-part in colour along an orbit. A render with no view near the reference is the "remove" run (docs/miniature.md).
-"keep" (default) is the release's noise, bitwise.
+part in colour along an orbit. A render with no view near the reference is the "remove" run
+(docs/lab/2026-12-05-take-ten.md). "keep" (default) is the release's noise, bitwise.
 
 The pull's weights were tuned on the miniature model, so they are a model's setting (`ColourPull`, stored as
 "colour_pull" in its model_index.json beside "noise_mean"); the defaults below serve a model folder without them.

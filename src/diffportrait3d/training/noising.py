@@ -10,7 +10,7 @@ class Noiser:
         self.alphas_cumprod = sd15_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
         # offset noise: + offset x one N(0,1) value per row and channel, constant over the image. The spatial
         # mean of white noise on 16x16 latents (std 1/16) is as large as the image's own signal at t = 999, and
-        # the miniature model learned to read it as the colour (docs/miniature.md, take five); a larger random
+        # the miniature model learned to read it as the colour (docs/lab/2026-12-04-take-five.md); a larger random
         # mean, unrelated to the target, teaches it to take colour from the reference instead. 0: plain noise.
         self.offset = offset
 
@@ -50,7 +50,7 @@ def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float,
     gamma > 0: Min-SNR (Hang et al. 2023), the easy low-noise timesteps stop dominating the gradient.
     floor > 0: below SNR = floor the loss is floor x the x0-space MSE. Epsilon MSE weighs an x0 error
     by SNR, 0.0047 at t = 999: at high noise, where colours and layout are decided, it barely
-    rewards reading them from the reference (docs/miniature.md, take four). 0 / 0: all ones."""
+    rewards reading them from the reference (docs/lab/2026-12-03-take-four.md). 0 / 0: all ones."""
     if gamma <= 0 and floor <= 0:
         return torch.ones(t.shape)
     a = alphas_cumprod[t.cpu()].double()

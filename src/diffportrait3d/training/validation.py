@@ -2,7 +2,7 @@
 beside the same loss with the stage's module switched off.
 
 A training loss is dominated by which samples, timesteps and noise each step draws: its curve can be
-flat while the weights learn (docs/miniature.md). Here every term is fixed: the same items (spread
+flat while the weights learn (docs/lab/2026-12-03-take-four.md). Here every term is fixed: the same items (spread
 over the validation set, encoded by the VAE rather than read from the latent cache, so any folder
 works), one timestep per item spread evenly over 0..999, noise from fixed per-item seeds. So the
 curve moves only when the weights do, and `val_off - val_loss` is what the module has learned

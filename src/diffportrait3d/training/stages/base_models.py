@@ -108,7 +108,7 @@ class BaseOptions:
     # fraction of samples denoised while this same UNet's self-attention also reads another view of the
     # subject (its clean latent through the UNet in write mode, as the reference UNet feeds the backbone):
     # the base learns selective attention that can copy across images, which SD1.5 has and a small
-    # base trained unconditionally does not (docs/miniature.md, take four). 0: plain unconditional training
+    # base trained unconditionally does not (docs/lab/2026-12-03-take-four.md). 0: plain unconditional training
     reference_prob: float = 0.0
     same_view: float = 0.0  # fraction of those references that are the target view itself (copying first)
 
