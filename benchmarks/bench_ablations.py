@@ -74,17 +74,19 @@ from bench_miniature_quality import (ORBIT, gallery_at, gallery_identities, orbi
 
 from diffportrait3d.atomic import atomic_folder  # noqa: E402
 from diffportrait3d.cameras import camera_labels  # noqa: E402
-from diffportrait3d.conditions.sources import DEFAULT_CONDITION_SEED  # noqa: E402
+from diffportrait3d.conditions.sources import model_condition_seed  # noqa: E402
 from diffportrait3d.errors import UserError  # noqa: E402
 from diffportrait3d.media import grid, tensor_to_pil  # noqa: E402
 from diffportrait3d.metrics.heldout import HeldoutSubject, draws_at, generate_views  # noqa: E402
-from diffportrait3d.pipeline.loading import load_pipeline, resolve_model  # noqa: E402
+from diffportrait3d.pipeline.loading import load_pipeline  # noqa: E402
+from diffportrait3d.pipeline.model_folder import resolve_model  # noqa: E402
 from diffportrait3d.pipeline.view_windows import DEFAULT as DEFAULT_PLAN, ViewPlan  # noqa: E402
 
 TARGETS, DRAWS = 5, 4  # views per subject: bench_miniature_quality's targets, draws at the reference's camera
 UNSEEN_DEGREES = 30.0  # orbit views this far from the reference's camera show what the reference does not
 FIGURE_ORBIT = (0, 5, 10, 15)  # orbit views in the figure
 SHORT_HAIR = (2, 6)  # the carriers with short hair (condition seeds)
+DEFAULT_CONDITION_SEED = 7  # the carrier the miniature models name in model_index.json (run_model checks it)
 # CPU seconds (1 thread) per generated view and denoising step, per generation (proxies, VAE, yaw estimates) and per
 # subject (renders of the truth and the gallery): from the CPU time of smoke runs on a busy machine (nice 19), so an
 # estimate for one idle core; the progress bar's ETA is live
@@ -344,6 +346,9 @@ def plan_jobs(pipe, a) -> tuple[Plan, dict]:
 
 def run_model(pipe, subjects, a, bar) -> dict:
     """Raw per-subject figures and the first subject's images: results[sampling][row][seed][part] = [dicts]."""
+    if model_condition_seed(pipe) != DEFAULT_CONDITION_SEED:
+        raise UserError(f"the carriers row compares with carrier {DEFAULT_CONDITION_SEED}, this model's default is "
+                        f"{model_condition_seed(pipe)}; package it with scripts/package_miniature.py")
     plan, skipped = plan_jobs(pipe, a)
     raw, images = {}, {}
     for si, subj in enumerate(subjects):
