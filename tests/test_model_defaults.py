@@ -12,7 +12,8 @@ from diffportrait3d.app.render import make_conditions
 from diffportrait3d.cameras import make_trajectory
 from diffportrait3d.cli.main import main
 from diffportrait3d.conditions.sources import model_condition_seed, render_conditions
-from diffportrait3d.pipeline.loading import load_pipeline, read_model_index
+from diffportrait3d.pipeline.loading import load_pipeline
+from diffportrait3d.pipeline.model_folder import read_model_index
 from diffportrait3d.pipeline.noise_mean import ColourPull
 
 
