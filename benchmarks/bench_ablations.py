@@ -80,6 +80,7 @@ from diffportrait3d.media import grid, tensor_to_pil  # noqa: E402
 from diffportrait3d.metrics.heldout import HeldoutSubject, draws_at, generate_views  # noqa: E402
 from diffportrait3d.pipeline.loading import load_pipeline  # noqa: E402
 from diffportrait3d.pipeline.model_folder import resolve_model  # noqa: E402
+from diffportrait3d.pipeline.noise_mean import canonical_noise_mean  # noqa: E402
 from diffportrait3d.pipeline.view_windows import DEFAULT as DEFAULT_PLAN, ViewPlan  # noqa: E402
 
 TARGETS, DRAWS = 5, 4  # views per subject: bench_miniature_quality's targets, draws at the reference's camera
@@ -155,7 +156,7 @@ class Row:
             return "the model has no 3D-aware noise model"
         if self.key == "position" and pipe.reference_position is None:
             return "the model has no position bias"
-        if self.key == "colour" and pipe.config.noise_mean != "reference":
+        if self.key == "colour" and canonical_noise_mean(pipe.config.noise_mean) != "colour_pull":
             return f"the model's noise_mean is {pipe.config.noise_mean}, no colour pull"
         if self.key == "camera" and NO_CAMERA_PLAN == DEFAULT_PLAN:
             return "the default view plan has no camera-correlated noise"
