@@ -14,8 +14,8 @@ RANGES = dict(max_steps=(1, None, True), batch_size=(1, None, True), grad_accum=
               lr=(0, 1, False), warmup_steps=(0, None, True), weight_decay=(0, None, False), max_grad_norm=(0, None, False),
               ema_decay=(0, 1, False), seed=(0, None, True), resolution=(0, 4096, True), save_every=(1, None, True),
               keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True), val_every=(0, None, True), val_size=(1, 4096, True),
-              snr_gamma=(0, None, False), snr_floor=(0, None, False), noise_offset=(0, None, False), max_minutes=(0, None, False), val_patience=(0, None, True),
-              workers=(0, 64, True))
+              snr_gamma=(0, None, False), snr_floor=(0, None, False), noise_offset=(0, None, False), max_minutes=(0, None, False),
+              val_patience=(0, None, True), workers=(0, 64, True))
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
