@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cameras import camera_label, check_label, label_to_angles
 from ..errors import UserError
 
 AUTO = "auto"
@@ -45,8 +46,6 @@ def parse_reference_camera(text: str) -> tuple[float, float] | None:
 def dataset_label(image) -> tuple[np.ndarray, Path] | None:
     """(label, dataset.json) for an image file that a dataset.json in its folder or above lists, else None.
     An unreadable or malformed dataset.json is passed over (the next one up, or frontal, is used)."""
-    from ..cameras import check_label
-
     if not isinstance(image, (str, Path)):
         return None
     path = Path(image).absolute()
@@ -68,8 +67,6 @@ def dataset_label(image) -> tuple[np.ndarray, Path] | None:
 def place_references(aligned: list, sources: list, spec: str = AUTO) -> list:
     """faces.crop.AlignedPortrait per reference with `.label` the camera `spec` gives it (never None) and the
     camera said in `.note`; `sources`: the paths (or PIL images) the references came from, for dataset.json."""
-    from ..cameras import camera_label
-
     given = parse_reference_camera(spec)
     placed = []
     for a, source in zip(aligned, sources):
@@ -78,8 +75,6 @@ def place_references(aligned: list, sources: list, spec: str = AUTO) -> list:
         elif a.label is not None:
             label, said = a.label, ""  # the crop's line already gives the estimate
         elif (found := dataset_label(source)) is not None:
-            from ..cameras import label_to_angles
-
             label, meta = found
             yaw, pitch = label_to_angles(label)[:2]
             said = f"camera yaw {yaw:+.0f}°, pitch {pitch:+.0f}° from {meta}"
@@ -91,7 +86,5 @@ def place_references(aligned: list, sources: list, spec: str = AUTO) -> list:
 
 def label_or_given(spec: str, known) -> np.ndarray:
     """A reference's camera where it is known (`known`, e.g. its dataset label): `known` for auto, else the given one."""
-    from ..cameras import camera_label
-
     given = parse_reference_camera(spec)
     return known if given is None else camera_label(*given)
