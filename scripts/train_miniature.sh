@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The miniature DiffPortrait3D from scratch, one command, every stage once with its final options (docs/miniature.md):
-#   synth -> vae -> base -> init -> view -> reference -> consistency -> noise3d
+#   synth (+ sweeps) -> vae -> base -> init -> view -> reference -> consistency -> noise3d
 # then `python scripts/package_miniature.py OUT/noise3d/model` ships it.
 # Resumable: a finished stage is skipped, an interrupted one continues from its last checkpoint.
 # Usage: bash scripts/train_miniature.sh OUT_DIR   (sizes below can be overridden from the environment)
@@ -9,8 +9,8 @@ set -euo pipefail
 OUT=${1:?usage: train_miniature.sh OUT_DIR}
 DP3D=${DP3D:-dp3d}
 SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8}
-VAE_STEPS=${VAE_STEPS:-2500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-1200} REF_STEPS=${REF_STEPS:-1500}
-CONS_STEPS=${CONS_STEPS:-1000} CONS_PATIENCE=${CONS_PATIENCE:-3} N3D_STEPS=${N3D_STEPS:-1000}
+VAE_STEPS=${VAE_STEPS:-2500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-2000} REF_STEPS=${REF_STEPS:-1500}
+CONS_STEPS=${CONS_STEPS:-1500} CONS_PATIENCE=${CONS_PATIENCE:-3} N3D_STEPS=${N3D_STEPS:-1000}
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
 
 # latents encoded once per stage (cache_latents), condition images rendered once by synth (--conditions 1, read
@@ -23,6 +23,12 @@ diffusion=(--set snr_gamma=5 --set snr_floor=0.1 --set noise_offset=0.1 --set co
 stage data "$DP3D" synth "$OUT/data" --subjects "$SUBJECTS" --frames "$FRAMES" --views "$VIEWS" --res 64 --seed 0 \
   --conditions 1 --workers 2
 stage heldout "$DP3D" synth "$OUT/heldout" --subjects 24 --frames 1 --views "$VIEWS" --res 64 --seed 1
+# for the view modules: the same heads (and held-out ones) along yaw sweeps of 4-12 degree steps, as an orbit's
+# neighbouring views; pixel-aligned attention across views finds little to share between independent cameras
+stage sweeps "$DP3D" synth "$OUT/sweeps" --subjects 400 --frames 1 --views 9 --res 64 --seed 0 --conditions 1 \
+  --sweep 12 --workers 2
+stage heldout_sweeps "$DP3D" synth "$OUT/heldout_sweeps" --subjects 24 --frames 1 --views 9 --res 64 --seed 1 \
+  --conditions 1 --sweep 12
 stage vae "$DP3D" train --stage vae "${common[@]}" -o "$OUT/vae" --max-steps "$VAE_STEPS" --batch-size 16 --lr 5e-4 \
   --set warmup_steps=50 --set options='{"preset": "mini"}'
 # the base also learns to read another view of its subject through its own self-attention (half the samples,
@@ -32,18 +38,21 @@ stage base "$DP3D" train --stage base "${common[@]}" "${diffusion[@]}" --model "
   --set options='{"preset": "mini", "reference_prob": 0.5, "same_view": 0.5}'
 stage init "$DP3D" init --base "$OUT/base/model" -o "$OUT/init/model"
 # the ControlNet first, reading through the reference as initialised (the base's copy, which already reads a
-# reference), so that the reference stage can train with the target's camera known
+# reference), so that the reference stage can train with the target's camera known; the carriers' colours are
+# drawn anew per sample so that it reads the camera from shape and shading, not from a typical carrier's hair
 stage view "$DP3D" train --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/view" \
-  --max-steps "$VIEW_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100
+  --max-steps "$VIEW_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 --set options='{"condition_jitter": 1.0}'
 # the reference UNet and the read path's position bias (one gain per head for the reference's camera, one for
 # moved cameras blended over 10 degrees), with the frozen ControlNet giving the target's camera
 stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}" --model "$OUT/view/model" -o "$OUT/reference" \
   --max-steps "$REF_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 \
   --set options='{"same_view": 0.3, "position_gain": 3.0, "position_sigma": 0.04, "position_moved_degrees": 10.0, "control": true}'
-# the view modules train until their validation gap (off - on) has not grown for CONS_PATIENCE validations
+# the view modules, on the sweeps in yaw order (an orbit's groups), until their validation gap (off - on) on
+# held-out sweeps has not grown for CONS_PATIENCE validations
 stage consistency "$DP3D" train --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" \
-  -o "$OUT/consistency" --max-steps "$CONS_STEPS" --batch-size 1 --set views="$VIEWS" --lr 1e-4 --set warmup_steps=20 \
-  --set val_size=4 --set val_patience="$CONS_PATIENCE"
+  -o "$OUT/consistency" --data "$OUT/sweeps" --set val_data="$OUT/heldout_sweeps" --max-steps "$CONS_STEPS" \
+  --batch-size 1 --set views="$VIEWS" --lr 1e-4 --set warmup_steps=20 --set val_size=4 --set val_patience="$CONS_PATIENCE" \
+  --set options='{"ordered": true}'
 stage noise3d "$DP3D" train --stage noise3d "${common[@]}" --model "$OUT/consistency/model" -o "$OUT/noise3d" \
   --max-steps "$N3D_STEPS" --batch-size 8 --lr 1e-3 --set warmup_steps=20
 echo "model folder: $OUT/noise3d/model (python scripts/package_miniature.py $OUT/noise3d/model)"

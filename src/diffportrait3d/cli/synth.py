@@ -16,12 +16,16 @@ def add_parser(subparsers, name):
     p.add_argument("--conditions", type=int, default=0, metavar="K",
                    help="also render K view-condition images per view (other identities at the same camera) "
                         "under OUT/conditions/, read by training with condition_source=folder (default 0)")
+    p.add_argument("--sweep", type=float, default=0.0, metavar="DEG",
+                   help="each frame's cameras along a yaw sweep with steps of DEG/3 to DEG degrees, as an orbit's "
+                        "neighbouring views (training the view modules); default 0: cameras drawn independently")
     p.add_argument("--workers", type=int, default=1, help="processes to render with (default 1)")
     p.set_defaults(func=run)
 
 
 def run(args):
     cfg = SynthConfig(subjects=args.subjects, frames=args.frames, views=args.views, res=args.res,
-                      seed=args.seed, rig=args.rig, conditions=args.conditions, workers=args.workers)
+                      seed=args.seed, rig=args.rig, conditions=args.conditions, sweep=args.sweep,
+                      workers=args.workers)
     path = synth(args.out, cfg)
     print(f"wrote {cfg.subjects * cfg.frames * cfg.views} views of {cfg.subjects} subjects: {path}")

@@ -29,6 +29,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..cameras.eg3d import label_to_angles
 from ..head import Expression, Identity, render_head
 from ..errors import UserError
 from ..media import image_to_tensor
@@ -143,13 +144,17 @@ class PairDataset(_EG3DBase):
 
 
 class ViewGroupDataset(_EG3DBase):
-    """V views of one subject/frame in random order with one shared reference."""
+    """V views of one subject/frame with one shared reference: in random order, or (`ordered`) V+1
+    views neighbouring in yaw, in yaw order, either direction, one of them the reference: what an
+    orbit's group is at sampling time."""
 
-    def __init__(self, root, views: int = 8, res: int = 64, condition_source: str = "render", seed: int = 0, **kw):
+    def __init__(self, root, views: int = 8, res: int = 64, condition_source: str = "render", seed: int = 0,
+                 ordered: bool = False, **kw):
         super().__init__(root, res, condition_source, seed, **kw)
         if views < 1:
             raise UserError(f"views must be at least 1, got {views}")
-        self.views = views
+        self.views, self.ordered = views, ordered
+        self.yaw = label_to_angles(self.index.labels)[0]
         self.keys = [k for k, idx in self.index.groups.items() if len(idx) >= views]
         if not self.keys:
             raise UserError(f"{self.index.root}: no subject/frame has {views} views (largest has "
@@ -158,6 +163,16 @@ class ViewGroupDataset(_EG3DBase):
     def __len__(self) -> int:
         return len(self.keys)
 
+    def _sweep(self, group: list[int], rng) -> tuple[list[int], int]:
+        """V targets neighbouring in yaw and their reference (drawn among V+1 neighbours where there are)."""
+        by_yaw = sorted(group, key=lambda v: self.yaw[v])
+        window = min(self.views + 1, len(by_yaw))
+        start = int(rng.integers(len(by_yaw) - window + 1))
+        window = by_yaw[start: start + window]
+        ref = int(window[rng.integers(len(window))])
+        targets = [int(v) for v in window if v != ref or len(window) == self.views][: self.views]
+        return (targets[::-1] if rng.random() < 0.5 else targets), ref
+
     def __getitem__(self, i: int) -> dict:
         for attempt in range(MAX_TRIES):
             rng = self._rng(i, attempt)
@@ -165,10 +180,13 @@ class ViewGroupDataset(_EG3DBase):
             group = [v for v in self.index.groups[key] if self.index.views[v].rel not in self.bad]
             if len(group) < self.views:
                 continue
-            order = rng.permutation(group)  # random order: the view modules must not learn a motion
-            targets = [int(v) for v in order[: self.views]]
-            rest = order[self.views:]
-            ref = int(rest[0]) if len(rest) else int(rng.choice(group))  # prefer a view that is not a target
+            if self.ordered:
+                targets, ref = self._sweep(group, rng)
+            else:
+                order = rng.permutation(group)  # random order: the view modules must not learn a motion
+                targets = [int(v) for v in order[: self.views]]
+                rest = order[self.views:]
+                ref = int(rest[0]) if len(rest) else int(rng.choice(group))  # prefer a view that is not a target
             images = [self._image(v) for v in targets + [ref]]
             if any(x is None for x in images):
                 continue

@@ -46,6 +46,7 @@ class SynthConfig:
     yaw_wide: float = 0.15  # ... and this share out to +-90 (profiles)
     pitch_std: float = 8.0  # pitch ~ N(0, pitch_std) clipped to +-20
     conditions: int = 0  # cross-identity condition renders per view, under conditions/ (0: none)
+    sweep: float = 0.0  # > 0: each frame's cameras are a yaw sweep, steps uniform in [sweep/3, sweep] degrees
     workers: int = 1
 
 
@@ -54,6 +55,16 @@ def sample_cameras(rng: np.random.Generator, n: int, cfg: SynthConfig) -> np.nda
     wide = rng.random(n) < cfg.yaw_wide
     yaw = np.where(wide, rng.choice([-1, 1], n) * rng.uniform(cfg.yaw_range, 90, n), rng.uniform(-cfg.yaw_range, cfg.yaw_range, n))
     pitch = np.clip(rng.normal(0, cfg.pitch_std, n), -20, 20)
+    return np.stack([yaw, pitch], 1)
+
+
+def sweep_cameras(rng: np.random.Generator, n: int, cfg: SynthConfig) -> np.ndarray:
+    """(n, 2) yaw, pitch along a yaw sweep in ascending yaw, anywhere within +-90: neighbouring views as
+    close as an orbit's (what the view modules attend across at sampling time), pitch drifting slowly."""
+    step = rng.uniform(cfg.sweep / 3, cfg.sweep)
+    span = min(step * (n - 1), 180.0)
+    yaw = rng.uniform(-90, 90 - span) + np.linspace(0, span, n)
+    pitch = np.clip(rng.normal(0, cfg.pitch_std) + rng.normal(0, 2) * np.linspace(-1, 1, n), -20, 20)
     return np.stack([yaw, pitch], 1)
 
 
@@ -67,7 +78,7 @@ def subject_plan(cfg: SynthConfig, i: int) -> dict:
         expr = Expression() if f == 0 else Expression.sample(int(rng.integers(2**31)), neutral_prob=0.1)
         idt = Identity.sample(identity_seed)
         light = (idt.light_azimuth + rng.uniform(-0.3, 0.3), float(np.clip(idt.light_elevation + rng.uniform(-0.2, 0.2), 0.0, 1.2)))
-        cams = rig if rig is not None else sample_cameras(rng, cfg.views, cfg)
+        cams = rig if rig is not None else (sweep_cameras if cfg.sweep > 0 else sample_cameras)(rng, cfg.views, cfg)
         frames.append({"expression": expr.to_dict(), "light": [float(light[0]), float(light[1])],
                        "cameras": [[float(y), float(p)] for y, p in cams]})
     return {"name": f"subject{i:04d}", "identity_seed": identity_seed, "frames": frames}
@@ -121,6 +132,7 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, progress: bool = True) -> Pa
                                ("--views", cfg.views, 1, None), ("--res", cfg.res, 16, 1024), ("--seed", cfg.seed, 0, None),
                                ("--workers", cfg.workers, 1, 256), ("--conditions", cfg.conditions, 0, None)):
         check_range(arg, value, lo, hi, integer=True)
+    check_range("--sweep", cfg.sweep, 0, 90)
     # about one byte per pixel of PNG: a cheap estimate that stops --subjects 10**9 before it starts
     out = check_output_folder(out, "OUT", need_bytes=cfg.subjects * cfg.frames * cfg.views * (1 + cfg.conditions) * cfg.res**2)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 
 1 `reference`:   train the reference UNet only (no view control), reference -> target of one subject;
 2 `view`:        reference UNet frozen, train the view ControlNet on cross-identity condition images;
-3 `consistency`: train only the view modules, on groups of V target views of one subject in random
-                 order (the modules must learn cross-view attention, not motion), one shared reference.
+3 `consistency`: train only the view modules, on groups of V target views of one subject, one shared
+                 reference: in random order, or (option `ordered`) neighbouring views in yaw order, an orbit's.
 """
 
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from ...models.latent_scale import scale_latents
 from ...models.reference_attention import ReferenceBank, ReferenceState
 from ...models.reference_position import ReferencePositionBias
 from ..datasets import Mapped, tensors_only
+from ..condition_jitter import jitter_conditions
 from ..losses import epsilon_loss
 from ..noising import Noiser
 from .base import Stage, check_option, freeze, generators, register
@@ -66,6 +67,24 @@ class ReferenceOptions(PairOptions):
         for name in ("train_unet", "control"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"option {name} must be true or false, got {getattr(self, name)!r}")
+
+
+@dataclass
+class ViewOptions(PairOptions):
+    condition_jitter: float = 0.0  # 0-1: the carriers' colours drawn anew per sample (training/condition_jitter.py)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_option("condition_jitter", self.condition_jitter, 0, 1)
+
+
+@dataclass
+class GroupOptions:
+    ordered: bool = False  # true: groups are views neighbouring in yaw, in yaw order (an orbit's), else random
+
+    def __post_init__(self):
+        if not isinstance(self.ordered, bool):
+            raise UserError(f"option ordered must be true or false, got {self.ordered!r}")
 
 
 class DiffPortrait3DStage(Stage):
@@ -147,6 +166,9 @@ class DiffPortrait3DStage(Stage):
         z_ref = self._latents(ref, ref_views, generators(batch))
         z0 = self._latents(target, target_views, generators(batch, v))
         x_t, t, noise = self.noiser(z0, generators(batch), group=v, timesteps=batch.get("timestep"))
+        jitter = getattr(self.opts, "condition_jitter", 0.0)
+        if jitter and cond is not None and "timestep" not in batch:  # validation (fixed t) reads the carriers as they are
+            cond = jitter_conditions(cond, batch["seed"].repeat_interleave(v).tolist(), jitter)
         ctx = self.prompt_embedding(x_t.shape[0]).to(x_t)
         read = None
         if not (off and self.trained() is self.reference):
@@ -221,7 +243,7 @@ class ReferenceStage(DiffPortrait3DStage):
 class ViewStage(DiffPortrait3DStage):
     """Stage 2: the view ControlNet, on cross-identity condition images."""
 
-    name = "view"
+    name, Options = "view", ViewOptions
 
     def trained(self):
         return self.controlnet
@@ -229,16 +251,17 @@ class ViewStage(DiffPortrait3DStage):
 
 @register
 class ConsistencyStage(DiffPortrait3DStage):
-    """Stage 3: the view modules, on groups of `views` target views of one subject in random order."""
+    """Stage 3: the view modules, on groups of `views` target views of one subject (GroupOptions: in which order)."""
 
-    name, grouped = "consistency", True
+    name, grouped, Options = "consistency", True, GroupOptions
 
     def trained(self):
         return self.view_modules
 
     def dataset(self, cfg):
         return Mapped(ViewGroupDataset(cfg.data, views=self.views, res=cfg.resolution or self.resolution,
-                                       condition_source=cfg.condition_source, seed=cfg.seed), tensors_only)
+                                       condition_source=cfg.condition_source, seed=cfg.seed, ordered=self.opts.ordered),
+                      tensors_only)
 
     def _flatten(self, batch):
         return (batch["reference"], batch.get("reference_view"), batch["targets"].flatten(0, 1), batch.get("target_views"),
