@@ -25,6 +25,7 @@ class SamplingMode:
     solver: str | None = None   # None: the pipeline's own `scheduler` (exact: the release's DDIM); else a SOLVERS key
     steps: int = 50             # default number of steps (num_inference_steps overrides it)
     reference_every: int = 1    # recompute the reference tokens every k steps (1: every step, exact)
+    student: bool = False       # the distilled student (pipeline/turbo.py): its own LCM sampler and step count
 
     def scheduler(self, pipeline_scheduler):
         return pipeline_scheduler if self.solver is None else SOLVERS[self.solver](pipeline_scheduler.config)
@@ -33,6 +34,7 @@ class SamplingMode:
 MODES = {
     "exact": SamplingMode(),
     "fast": SamplingMode("unipc", 10),  # met every target of bench_speed_quality on the shipped model (README)
+    "turbo": SamplingMode(steps=4, student=True),  # a distilled folder's student; steps from its model_index.json
     "dpm++2m-sde-12": SamplingMode("dpm++2m-sde", 12),
     "dpm++2m-sde-10": SamplingMode("dpm++2m-sde", 10),
     "dpm++2m-12": SamplingMode("dpm++2m", 12),

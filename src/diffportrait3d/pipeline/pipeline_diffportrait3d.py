@@ -28,6 +28,7 @@ from .modes import MODES, SamplingMode
 from .noise_mean import ColourPull, canonical_noise_mean, pull_to_reference_mean, reference_pull, with_noise_mean
 from .sampling import denoise
 from .schedule import alphas_cumprod_from_config, q_sample, use_release_schedule
+from .turbo import TurboConfig, require_student, turbo_scheduler
 from .view_groups import ViewConditions, grouped_eps
 from .view_windows import anchor_indices, anchor_references, fuse, plan_for
 
@@ -42,25 +43,30 @@ class DiffPortrait3DOutput(BaseOutput):
 
 class DiffPortrait3DPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "reference_unet->controlnet->unet->vae"
-    _optional_components = ["noise_model", "reference_position"]
+    _optional_components = ["noise_model", "reference_position", "turbo_unet", "turbo_view_modules"]
 
     def __init__(self, vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, scheduler, noise_model=None,
                  noise_mean: str = "keep", reference_position=None, condition_seed: int | None = None,
-                 colour_pull: dict | None = None):
+                 colour_pull: dict | None = None, turbo_unet=None, turbo_view_modules=None, turbo: dict | None = None):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, reference_unet=reference_unet, controlnet=controlnet,
                               view_modules=view_modules, prompt_embedding=prompt_embedding, scheduler=scheduler,
-                              noise_model=noise_model, reference_position=reference_position)
+                              noise_model=noise_model, reference_position=reference_position,
+                              turbo_unet=turbo_unet, turbo_view_modules=turbo_view_modules)
         # Sampling defaults tuned on one model live in its model_index.json, so that they follow the model and
         # not the code: noise_mean "keep" (the release) unless a model was made for another (the miniature
         # model, "colour_pull": its 16x16 latents, docs/miniature.md); the colour pull's weights (None: ColourPull's
         # defaults); condition_seed, the identity whose renders carry the cameras best for this model's ControlNet
         # (None: the renderer's default, conditions.sources.RENDERER_CONDITION_SEED).
+        # A distilled folder's few-step student (pipeline/turbo.py) says how it samples in "turbo".
         ColourPull.from_config(colour_pull)  # a bad entry fails at load, naming the file
+        if turbo is not None:
+            TurboConfig.from_config(turbo)
         self.register_to_config(noise_mean=canonical_noise_mean(noise_mean), condition_seed=condition_seed,
-                                colour_pull=colour_pull)
+                                colour_pull=colour_pull, turbo=turbo)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model, reference_position):
+        for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model, reference_position,
+                  turbo_unet, turbo_view_modules):
             if m is not None:
                 m.eval()  # freshly built modules start in training mode, which changes the VAE's numbers
         self.install_processors()
@@ -77,10 +83,18 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         install_reference_processors(self.unet)
         install_reference_processors(self.reference_unet)
         self.view_modules.attach(self.unet)
+        if self.turbo_unet is not None and self.turbo_view_modules is not None:
+            install_reference_processors(self.turbo_unet)
+            self.turbo_view_modules.attach(self.turbo_unet)
 
     @property
     def networks(self) -> Networks:
         return Networks(self.unet, self.reference_unet, self.controlnet, self.view_modules, self.reference_position)
+
+    @property
+    def turbo_networks(self) -> Networks:
+        """The distilled student's backbone and view modules with the teacher's reference UNet and ControlNet."""
+        return Networks(self.turbo_unet, self.reference_unet, self.controlnet, self.turbo_view_modules, self.reference_position)
 
     @property
     def image_size(self) -> int:
@@ -150,7 +164,8 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             reference, `reference_label` (its EG3D camera, default frontal) and `condition_labels`
             (one EG3D camera per view); Gaussian noise when the model has no noise model or no labels.
         mode: "exact" (default: `self.scheduler`, the release's DDIM unless you swap it, 50 steps),
-            "fast" (the recommended fast setting) or another key of pipeline.modes.MODES / a SamplingMode.
+            "fast" (the recommended fast setting), "turbo" (a distilled folder's student, 4 steps, guidance folded
+            in: `guidance_scale` is ignored) or another key of pipeline.modes.MODES / a SamplingMode.
         num_inference_steps: None = the mode's default. eta: for schedulers that take it (DDIM).
         latents: optional initial latent x_T (N,C,h,w); step_noise: optional (steps, N, C, h, w)
             recorded noise (replays a DDIM run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
@@ -167,8 +182,11 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if output_type not in ("pil", "pt", "latent"):
             raise UserError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
         mode = self.sampling_mode(mode)
+        turbo = require_student(self) if mode.student else None
         noise_mean = canonical_noise_mean(noise_mean or self.config.noise_mean)
-        steps = mode.steps if num_inference_steps is None else num_inference_steps
+        steps = (turbo.steps if turbo else mode.steps) if num_inference_steps is None else num_inference_steps
+        if turbo:
+            guidance_scale = 1.0  # folded into the student: one backbone batch per step
         # 1. inputs
         size, device, dtype = self.image_size, self._execution_device, self.unet.dtype
         refs = images_to_tensor(reference_images, size)
@@ -197,7 +215,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
                               control_images=conds.to(device, dtype), guidance_scale=guidance_scale,
                               control_scale=control_scale, reference_labels=ref_labels, labels=labels)
         # 3. timesteps: the scheduler steps the loop (the release's DDIM gets the LDM alphas)
-        scheduler = mode.scheduler(use_release_schedule(self.scheduler))
+        scheduler = turbo_scheduler(self.scheduler.config, turbo) if turbo else mode.scheduler(use_release_schedule(self.scheduler))
         scheduler.set_timesteps(steps, device=device)
         # 4. initial latents: the 3D-aware start when proxies are given, else Gaussian noise
         h = size // self.vae_scale_factor
@@ -221,7 +239,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
                 return prior(randn_tensor(shape, generator=generator, device=device, dtype=dtype))
 
         # 5. denoising: every step, one call computes the guided eps of all views, window by window
-        nets, bank, step = self.networks, None, 0
+        nets, bank, step = self.turbo_networks if turbo else self.networks, None, 0
 
         def eps_fn(x, t):
             nonlocal bank, step

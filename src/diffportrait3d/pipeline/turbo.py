@@ -1,0 +1,62 @@
+"""Turbo mode: a few-step student distilled from the model (training/stages/distill.py), sampled as a latent
+consistency model (Luo et al. 2023) with diffusers' LCMScheduler.
+
+A distilled model folder holds the student beside the teacher (turbo_unet/, turbo_view_modules/) and says how it
+samples in model_index.json: "turbo": {"steps": 4, "guidance_scale": 3.0, "teacher_steps": 50}. The teacher's
+classifier-free guidance is folded into the student, so each step is one backbone batch (the conditional half).
+"""
+
+from dataclasses import dataclass
+
+from diffusers import LCMScheduler
+from diffusers.schedulers.scheduling_lcm import LCMSchedulerOutput
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class TurboConfig:
+    steps: int = 4              # default step count of --mode turbo
+    guidance_scale: float = 3.0  # the teacher's guidance the student learned to reproduce (folded in)
+    teacher_steps: int = 50      # the teacher's DDIM grid (k = 1000 / teacher_steps) the consistency function lives on
+
+    @classmethod
+    def from_config(cls, value: dict | None) -> "TurboConfig":
+        try:
+            cfg = cls(**(value or {}))
+        except TypeError as e:
+            raise UserError(f"model_index.json: bad \"turbo\" entry {value!r} ({e})") from None
+        if not 1 <= cfg.steps <= cfg.teacher_steps or cfg.guidance_scale < 0 or not 1 <= cfg.teacher_steps <= 1000:
+            raise UserError(f"model_index.json: bad \"turbo\" entry {value!r}: need 1 <= steps <= teacher_steps <= 1000, "
+                            "guidance_scale >= 0")
+        return cfg
+
+
+class LCMStepNoise(LCMScheduler):
+    """diffusers' LCMScheduler whose `step` also takes `variance_noise`, the noise it adds on the way to the next
+    timestep, so that the pipeline's noise prior (camera-correlated, mean-free) reaches every step as with DDIM."""
+
+    def step(self, model_output, timestep, sample, generator=None, return_dict: bool = True, variance_noise=None):
+        if self.step_index is None:
+            self._init_step_index(timestep)
+        nxt = self.step_index + 1
+        out = super().step(model_output, timestep, sample, generator=generator, return_dict=True)
+        if variance_noise is not None and nxt < len(self.timesteps):
+            a = self.alphas_cumprod[self.timesteps[nxt]].to(out.denoised)
+            out = LCMSchedulerOutput(prev_sample=a.sqrt() * out.denoised + (1 - a).sqrt() * variance_noise.to(out.denoised),
+                                     denoised=out.denoised)
+        return out if return_dict else (out.prev_sample, out.denoised)
+
+
+def turbo_scheduler(config, turbo: TurboConfig) -> LCMStepNoise:
+    """The student's sampler, on the teacher scheduler's noise schedule."""
+    return LCMStepNoise.from_config(config, original_inference_steps=turbo.teacher_steps, clip_sample=False,
+                                    thresholding=False, timestep_scaling=10.0)
+
+
+def require_student(pipe) -> TurboConfig:
+    """The folder's TurboConfig, or a one-line UserError for a folder that was not distilled."""
+    if getattr(pipe, "turbo_unet", None) is None or getattr(pipe, "turbo_view_modules", None) is None:
+        raise UserError("--mode turbo needs a distilled model folder (turbo_unet/ and turbo_view_modules/ in it); "
+                        "make one with `dp3d train --stage distill --model MODEL`, or use --mode fast")
+    return TurboConfig.from_config(pipe.config.get("turbo"))

@@ -1,0 +1,136 @@
+"""`distill` stage: a few-step student of a whole DiffPortrait3D model (issue 38), by latent consistency
+distillation (Luo et al. 2023, "Latent Consistency Models") with the teacher's guidance folded in.
+
+Student: copies of the backbone and its view modules (turbo_unet, turbo_view_modules), reading the teacher's frozen
+reference UNet, view ControlNet and position bias. For a group of views at a timestep t of the teacher's DDIM grid
+(k = 1000 / teacher_steps apart), the teacher's guided DDIM step takes x_t to x_{t-k}; the student's consistency
+function f(x, t) = c_skip(t) x + c_out(t) x0(x, eps_student) at (x_t, t) learns to match its own value at
+(x_{t-k}, t-k) (no gradient through that one: the online student, as improved consistency training uses it, in
+place of an EMA copy). Both points then map to one clean latent: the end of the teacher's guided trajectory, so
+the student samples in a few LCM steps with one backbone batch each (pipeline/turbo.py).
+
+Data: references and condition images; the targets' latents only set where x_t starts (a user without multi-view
+captures can give the reference as the target). The exported folder is the teacher's with the student beside it
+and a "turbo" entry in model_index.json.
+"""
+
+import contextlib
+import copy
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ...data.eg3d_dataset import ViewGroupDataset
+from ...models.denoiser import Networks, backbone_eps, control_residuals, reference_bank
+from ...models.reference_attention import ReferenceBank, ReferenceState
+from ...pipeline.schedule import q_sample
+from ...pipeline.turbo import TurboConfig, turbo_scheduler
+from ..datasets import Mapped, tensors_only
+from .base import check_option, generators, register
+from .diffportrait3d import DiffPortrait3DStage
+
+
+@dataclass
+class DistillOptions:
+    guidance_scale: float = 3.0  # the teacher's guidance, folded into the student
+    teacher_steps: int = 50      # the teacher's DDIM grid the student skips along
+    steps: int = 4               # the turbo mode's default step count, written to model_index.json
+    huber_c: float = 0.001       # pseudo-Huber loss scale (LCM's), in latent units
+    ordered: bool = True         # groups of views neighbouring in yaw, an orbit's (ViewGroupDataset)
+
+    def __post_init__(self):
+        check_option("guidance_scale", self.guidance_scale, 0)
+        check_option("huber_c", self.huber_c, 0, lo_open=True)
+        TurboConfig.from_config({"steps": self.steps, "guidance_scale": self.guidance_scale, "teacher_steps": self.teacher_steps})
+
+
+@register
+class DistillStage(DiffPortrait3DStage):
+    name, grouped, switchable, Options = "distill", True, False, DistillOptions
+
+    def __init__(self, pipe, options: DistillOptions | None = None, **kw):
+        options = options or DistillOptions()
+        if pipe.turbo_unet is None or pipe.turbo_view_modules is None:  # else: go on distilling the folder's student
+            pipe.register_modules(turbo_unet=copy.deepcopy(pipe.unet), turbo_view_modules=copy.deepcopy(pipe.view_modules))
+            pipe.install_processors()
+        super().__init__(pipe, options=options, **kw)
+        self.turbo_unet, self.turbo_view_modules = pipe.turbo_unet, pipe.turbo_view_modules
+        self.turbo = TurboConfig(options.steps, options.guidance_scale, options.teacher_steps)
+        self.lcm = turbo_scheduler(pipe.scheduler.config, self.turbo)
+
+    def trained(self):
+        return torch.nn.ModuleDict({"unet": self.pipe.turbo_unet, "view_modules": self.pipe.turbo_view_modules})
+
+    def frozen(self):
+        return [self.vae, self.unet, self.reference, self.controlnet, self.view_modules, self.prompt_embedding]
+
+    def dataset(self, cfg):
+        return Mapped(ViewGroupDataset(cfg.data, views=self.views, res=cfg.resolution or self.resolution,
+                                       condition_source=cfg.condition_source, seed=cfg.seed, ordered=self.opts.ordered),
+                      tensors_only)
+
+    def _flatten(self, batch):
+        return (batch["reference"], batch.get("reference_view"), batch["targets"].flatten(0, 1), batch.get("target_views"),
+                batch["conditions"].flatten(0, 1))
+
+    def context(self):
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.view_modules.group(self.views))
+        stack.enter_context(self.pipe.turbo_view_modules.group(self.views))
+        return stack
+
+    def _grid(self, batch, gens) -> torch.Tensor:
+        """One timestep per group on the teacher's grid k-1, 2k-1, ..., 999 (validation: its fixed t, snapped)."""
+        k = 1000 // self.turbo.teacher_steps
+        if "timestep" in batch:
+            idx = (torch.as_tensor(batch["timestep"]).reshape(-1).long() // k).clamp(0, self.turbo.teacher_steps - 1)
+        else:
+            idx = torch.cat([torch.randint(0, self.turbo.teacher_steps, (1,), generator=g) for g in gens])
+        return (idx + 1) * k - 1
+
+    def _consistency(self, x, t, eps):
+        """f(x, t): LCMScheduler's boundary scalings on its x0 prediction, as turbo sampling computes it."""
+        a = self.lcm.alphas_cumprod.to(x)[t].view(-1, 1, 1, 1)
+        c_skip, c_out = self.lcm.get_scalings_for_boundary_condition_discrete(t.to(x).view(-1, 1, 1, 1))
+        return c_skip * x + c_out * (x - (1 - a).sqrt() * eps) / a.sqrt()
+
+    def _conditioning(self, nets, z_ref, x, t, ctx, cond, batch):
+        v = self.views
+        bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
+        read = ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), x.shape[0],
+                              self.position, self._cameras(batch))
+        return read, control_residuals(nets, x, t, ctx, cond.to(x))
+
+    def forward(self, batch, off: bool = False):
+        nets, v, w = self.pipe.networks, self.views, self.turbo.guidance_scale
+        student = Networks(self.pipe.turbo_unet, nets.reference_unet, nets.controlnet, self.pipe.turbo_view_modules, nets.position)
+        ref, ref_views, target, target_views, cond = self._flatten(batch)
+        gens = generators(batch)
+        z_ref = self._latents(ref, ref_views, gens)
+        z0 = self._latents(target, target_views, generators(batch, v))
+        t = self._grid(batch, gens).repeat_interleave(v)
+        noise = torch.cat([torch.randn((v, *z0.shape[1:]), generator=g) for g in gens]).to(z0)
+        ac = self.lcm.alphas_cumprod.to(z0)
+        x_t = q_sample(z0, noise, ac, t)
+        ctx = self.prompt_embedding(x_t.shape[0]).to(x_t)
+        t_prev = (t - 1000 // self.turbo.teacher_steps).clamp(min=0)
+        with torch.no_grad():
+            read, res = self._conditioning(nets, z_ref, x_t, t, ctx, cond, batch)
+            eps_c = backbone_eps(nets, x_t, t, ctx, v, read, res)
+            eps_w = eps_c if w == 1.0 else backbone_eps(nets, x_t, t, ctx, v) * (1 - w) + w * eps_c
+            a, a_prev = ac[t].view(-1, 1, 1, 1), ac[t_prev].view(-1, 1, 1, 1)
+            x_prev = a_prev.sqrt() * (x_t - (1 - a).sqrt() * eps_w) / a.sqrt() + (1 - a_prev).sqrt() * eps_w  # DDIM, eta 0
+            read_prev, res_prev = self._conditioning(nets, z_ref, x_prev, t_prev, ctx, cond, batch)
+            target_f = self._consistency(x_prev, t_prev, backbone_eps(student, x_prev, t_prev, ctx, v, read_prev, res_prev))
+        pred_f = self._consistency(x_t, t, backbone_eps(student, x_t, t, ctx, v, read, res))
+        c = self.opts.huber_c
+        loss = (torch.sqrt((pred_f.float() - target_f.float()) ** 2 + c * c) - c).mean()
+        return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
+
+    @torch.no_grad()
+    def samples(self, batch, steps):
+        return []
+
+    def export(self, folder):
+        self.pipe.register_to_config(turbo=asdict(self.turbo))
+        self.pipe.save_pretrained(folder)
