@@ -174,3 +174,138 @@ def test_rig_conditions(tmp_path):
         assert same_cam and all(ds.index.views[v].subject != item["subject"] for v in same_cam)
         assert any(torch.equal(item["condition"], ds._image(v)) for v in same_cam)
     assert ds.rig_fallbacks == 0
+
+
+def sweep_yaws(cfg, subjects=60):
+    """(yaw, pitch) arrays of every frame of `subjects` subjects' plans (no rendering)."""
+    from diffportrait3d.data.synth import subject_plan
+
+    return [np.array(frame["cameras"]) for i in range(subjects) for frame in subject_plan(cfg, i)["frames"]]
+
+
+@pytest.mark.parametrize("sweep, views", [(12, 9), (4, 9), (30, 8), (90, 3), (30, 10)])
+def test_sweep_cameras_step_along_yaw(sweep, views):
+    """Each frame: yaws ascending with one step drawn in [DEG/3, DEG], all within +-90; pitch within +-20
+    and drifting slowly (linearly, over 2 x N(0, 2) degrees in all); steps spread over their range."""
+    cfg = SynthConfig(views=views, frames=2, sweep=sweep)
+    steps, drifts = [], []
+    for cams in sweep_yaws(cfg):
+        yaw, pitch = cams[:, 0], cams[:, 1]
+        step = np.diff(yaw)
+        assert (step > 0).all() and np.ptp(step) < 1e-9  # ascending, evenly
+        assert sweep / 3 - 1e-9 <= step[0] <= sweep + 1e-9
+        assert yaw.min() >= -90 and yaw.max() <= 90 + 1e-9
+        assert np.abs(pitch).max() <= 20
+        drifts.append(abs(pitch[-1] - pitch[0]))
+        steps.append(step[0])
+    # (30, 8), (30, 10): steps above 180 / (views - 1) do not fit and are squeezed to it, still >= DEG/3 (else refused)
+    top = min(sweep, 180 / (views - 1))
+    assert min(steps) < sweep / 3 + 0.2 * (top - sweep / 3) and max(steps) > top - 0.2 * (top - sweep / 3)
+    assert max(drifts) < 16, max(drifts)  # 4 sigma; measured 9.7 at most over these 120 frames
+    assert len({round(c[0, 0], 6) for c in sweep_yaws(cfg)}) > 40  # the sweeps start anywhere (squeezed ones at -90) ...
+    assert min(c[0, 0] for c in sweep_yaws(cfg)) < -60 and max(c[-1, 0] for c in sweep_yaws(cfg)) > 60  # ... within +-90
+
+
+def test_sweep_is_seeded_and_off_by_default():
+    a = sweep_yaws(SynthConfig(views=5, sweep=12, seed=3), 5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, sweep_yaws(SynthConfig(views=5, sweep=12, seed=3), 5)))
+    assert not any(np.array_equal(x, y) for x, y in zip(a, sweep_yaws(SynthConfig(views=5, sweep=12, seed=4), 5)))
+    # sweep 0 draws cameras independently, as before the option existed: not sorted by yaw
+    assert not all((np.diff(c[:, 0]) > 0).all() for c in sweep_yaws(SynthConfig(views=5), 20))
+    rig = sweep_yaws(SynthConfig(views=5, sweep=12, rig=True), 3)  # a rig sweeps too, the same for every subject
+    assert (np.diff(rig[0][:, 0]) > 0).all() and all(np.array_equal(rig[0], c) for c in rig)
+
+
+def test_synth_cli_sweep(tmp_path, capsys):
+    from cli_checks import run_bad
+
+    out = tmp_path / "sweep"
+    parser = argparse.ArgumentParser()
+    synth_cli.add_parser(parser.add_subparsers(), "synth")
+    args = parser.parse_args(["synth", str(out), "--subjects", "2", "--frames", "2", "--views", "4", "--res", "16", "--sweep", "12"])
+    args.func(args)
+    capsys.readouterr()  # its progress bar
+    labels = json.loads((out / "dataset.json").read_text())["labels"]
+    assert len(labels) == 16 and json.loads((out / "synth.json").read_text())["sweep"] == 12
+    yaw, pitch, _ = label_to_angles(np.array([lab for _, lab in labels]))
+    for frame in range(4):  # the dataset's labels, per frame in camera order: a sweep
+        step = np.diff(yaw[4 * frame: 4 * frame + 4])
+        assert ((step > 4 - 1e-6) & (step < 12 + 1e-6)).all() and np.ptp(step) < 1e-6, step
+    assert np.abs(yaw).max() <= 90 and np.abs(pitch).max() <= 20 + 1e-6
+    for bad, words in (("-1", ["--sweep -1.0", "from 0 to 90"]), ("100", ["--sweep 100.0", "from 0 to 90"]),
+                       ("nan", ["--sweep nan"])):
+        run_bad(capsys, ["synth", tmp_path / "bad", "--sweep", bad], *words)
+    run_bad(capsys, ["synth", tmp_path / "bad", "--views", "8", "--sweep", "90"], "--sweep 90 with --views 8", "<= 77.1429")
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
+
+
+def test_sweep_settings_are_checked_on_resume(tmp_path):
+    small = dict(subjects=1, frames=1, views=2, res=16)
+    synth(tmp_path, SynthConfig(**small), progress=False)
+    with pytest.raises(UserError, match="other settings"):
+        synth(tmp_path, SynthConfig(**small, sweep=12), progress=False)
+    # a dataset made before --sweep existed has no key: it resumes as sweep 0 (and only as that)
+    meta = tmp_path / "synth.json"
+    old = json.loads(meta.read_text())
+    del old["sweep"]
+    meta.write_text(json.dumps(old))
+    before = (tmp_path / "dataset.json").read_text()
+    synth(tmp_path, SynthConfig(**small), progress=False)
+    assert (tmp_path / "dataset.json").read_text() == before
+    with pytest.raises(UserError, match="other settings"):
+        synth(tmp_path, SynthConfig(**small, sweep=12), progress=False)
+
+
+def write_yaw_groups(root, yaws_per_subject):
+    """Subjects whose views lie at the given yaws, written in the given (unsorted) order."""
+    entries = []
+    for s, yaws in enumerate(yaws_per_subject):
+        for c, yaw in enumerate(yaws):
+            rel = f"subject{s:04d}/frame00/cam{c:02d}.png"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (s * 40, c * 20, 100)).save(root / rel)
+            entries.append([rel, list(camera_label(yaw, 0))])
+    (root / "dataset.json").write_text(json.dumps({"labels": entries}))
+
+
+def test_ordered_view_groups(tmp_path):
+    """ordered=True: V targets in yaw order (either direction), the reference one of V+1 views neighbouring
+    in yaw (not a target when the group has more than V views); with exactly V views, every view is a
+    target and the reference one of them."""
+    V = 3
+    write_yaw_groups(tmp_path, [[40, -70, 5, 80, -20, 60, -45], [30, -10, 70, -50, 0, 15], [10, -30, 50]])
+    ds = ViewGroupDataset(tmp_path, views=V, res=8, condition_source="none", ordered=True)
+    assert len(ds) == 3
+    yaw = label_to_angles(ds.index.labels)[0]
+    directions, windows, ref_places = set(), set(), set()
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            item = ds[i]
+            targets, ref = item["target_views"].tolist(), item["reference_view"]
+            group = ds.index.groups[(item["subject"], item["frame"])]
+            by_yaw = sorted(group, key=lambda v: yaw[v])
+            step = np.diff(yaw[targets])
+            assert (step > 0).all() or (step < 0).all(), yaw[targets]
+            directions.add(bool(step[0] > 0))
+            assert len(targets) == V and set(targets) <= set(group)
+            assert torch.allclose(item["target_labels"], torch.tensor(ds.index.labels[targets], dtype=torch.float32))
+            if len(group) > V:
+                window = sorted(targets + [ref], key=lambda v: yaw[v])
+                start = by_yaw.index(window[0])
+                assert ref not in targets and window == by_yaw[start: start + V + 1]  # contiguous in yaw order
+                windows.add((i, start))
+                ref_places.add(window.index(ref))
+            else:
+                assert ref in targets and sorted(targets, key=lambda v: yaw[v]) == by_yaw
+    assert directions == {True, False}
+    assert ref_places == set(range(V + 1))  # the reference anywhere in the window, ends included
+    assert len({w for w in windows if w[0] == 0}) > 2  # the window slides along the sweep
+    # deterministic per (seed, index): a second reader agrees item by item, another seed does not
+    def draws(d):
+        return [(d[i]["target_views"].tolist(), d[i]["reference_view"]) for i in reversed(range(len(d)))]
+
+    ds.set_epoch(0)
+    again = ViewGroupDataset(tmp_path, views=V, res=8, condition_source="none", ordered=True)
+    assert draws(ds) == draws(again) == draws(again)
+    assert draws(ViewGroupDataset(tmp_path, views=V, res=8, condition_source="none", ordered=True, seed=1)) != draws(ds)

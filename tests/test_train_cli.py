@@ -71,6 +71,10 @@ def test_train_bad_config_exits_2(dataset, tmp_path, capsys):
     ("reference", {"control": 1}, "option control must be true or false, got 1"),
     ("view", {"same_view": "half"}, "option same_view must be a number, got 'half'"),
     ("base", {"reference_prob": -0.1}, "option reference_prob must be >= 0 and <= 1, got -0.1"),
+    ("view", {"condition_jitter": 2}, "option condition_jitter must be >= 0 and <= 1, got 2"),
+    ("view", {"condition_jitter": "strong"}, "option condition_jitter must be a number, got 'strong'"),
+    ("consistency", {"ordered": 1}, "option ordered must be true or false, got 1"),
+    ("consistency", {"same_view": 0.5}, "stage consistency has no option same_view; its options: ordered"),
 ])
 def test_stage_options_out_of_range_exit_2_before_any_work(dataset, tiny_model_dir, tmp_path, capsys, stage, options, message):
     out = tmp_path / "run"
@@ -79,3 +83,17 @@ def test_stage_options_out_of_range_exit_2_before_any_work(dataset, tiny_model_d
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].endswith(message), err
     assert not out.exists()  # nothing written
+
+
+def test_consistency_ordered_trains_on_yaw_ordered_groups(dataset, tiny_model_dir, tmp_path):
+    """options ordered reaches the stage's dataset (groups in yaw order), and a step trains on it."""
+    from diffportrait3d.training.config import TrainConfig
+    from diffportrait3d.training.stages import build_stage
+
+    out = tmp_path / "cons"
+    assert main(["train", "--stage", "consistency", "--data", str(dataset), "--model", str(tiny_model_dir), "-o", str(out),
+                 "--max-steps", "1", "--batch-size", "1", "--set", "views=2", "--set", 'options={"ordered": true}']) == 0
+    assert json.loads((out / "checkpoints" / "step-00000001" / "meta.json").read_text())["config"]["options"] == {"ordered": True}
+    cfg = TrainConfig(stage="consistency", data=str(dataset), model=str(tiny_model_dir), output=str(tmp_path / "x"), views=2,
+                      options={"ordered": True}, condition_source="none")
+    assert build_stage(cfg).dataset(cfg).inner.ordered  # (what ordered groups are: test_dataset.py)

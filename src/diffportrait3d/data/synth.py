@@ -72,13 +72,14 @@ def subject_plan(cfg: SynthConfig, i: int) -> dict:
     """Everything needed to render subject i, derived from (seed, i) only."""
     rng = np.random.default_rng([cfg.seed, i, 0x5E])
     identity_seed = int(rng.integers(2**31))
-    rig = sample_cameras(np.random.default_rng([cfg.seed, 0x816]), cfg.views, cfg) if cfg.rig else None
+    cameras = sweep_cameras if cfg.sweep > 0 else sample_cameras
+    rig = cameras(np.random.default_rng([cfg.seed, 0x816]), cfg.views, cfg) if cfg.rig else None  # a rig can sweep too
     frames = []
     for f in range(cfg.frames):
         expr = Expression() if f == 0 else Expression.sample(int(rng.integers(2**31)), neutral_prob=0.1)
         idt = Identity.sample(identity_seed)
         light = (idt.light_azimuth + rng.uniform(-0.3, 0.3), float(np.clip(idt.light_elevation + rng.uniform(-0.2, 0.2), 0.0, 1.2)))
-        cams = rig if rig is not None else (sweep_cameras if cfg.sweep > 0 else sample_cameras)(rng, cfg.views, cfg)
+        cams = rig if rig is not None else cameras(rng, cfg.views, cfg)
         frames.append({"expression": expr.to_dict(), "light": [float(light[0]), float(light[1])],
                        "cameras": [[float(y), float(p)] for y, p in cams]})
     return {"name": f"subject{i:04d}", "identity_seed": identity_seed, "frames": frames}
@@ -133,6 +134,9 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, progress: bool = True) -> Pa
                                ("--workers", cfg.workers, 1, 256), ("--conditions", cfg.conditions, 0, None)):
         check_range(arg, value, lo, hi, integer=True)
     check_range("--sweep", cfg.sweep, 0, 90)
+    if cfg.sweep > 0 and cfg.views > 1 and (cfg.views - 1) * cfg.sweep / 3 > 180:  # else sweep_cameras squeezes the steps
+        raise UserError(f"--sweep {cfg.sweep:g} with --views {cfg.views}: {cfg.views - 1} steps of at least {cfg.sweep / 3:g} "
+                        f"degrees do not fit within +-90; give --sweep <= {540 / (cfg.views - 1):g} or fewer --views")
     # about one byte per pixel of PNG: a cheap estimate that stops --subjects 10**9 before it starts
     out = check_output_folder(out, "OUT", need_bytes=cfg.subjects * cfg.frames * cfg.views * (1 + cfg.conditions) * cfg.res**2)
     out.mkdir(parents=True, exist_ok=True)

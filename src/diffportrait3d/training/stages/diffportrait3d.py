@@ -102,7 +102,7 @@ class DiffPortrait3DStage(Stage):
     def __init__(self, pipe, views: int = 8, gradient_checkpointing: bool = False, snr_gamma: float = 0.0,
                  snr_floor: float = 0.0, options: PairOptions | None = None, noise_offset: float = 0.0):
         super().__init__()
-        self.pipe, self.snr_gamma, self.snr_floor, self.opts = pipe, snr_gamma, snr_floor, options or PairOptions()
+        self.pipe, self.snr_gamma, self.snr_floor, self.opts = pipe, snr_gamma, snr_floor, options or self.Options()
         # registered here so that DDP/FSDP/DeepSpeed wrap every network the step runs
         self.unet, self.reference_unet, self.controlnet = pipe.unet, pipe.reference_unet, pipe.controlnet
         self.view_modules, self.vae, self.prompt_embedding = pipe.view_modules, pipe.vae, pipe.prompt_embedding
