@@ -1,5 +1,6 @@
-"""Component configs: the `tiny` preset (random weights, for tests and development) and the
-`mini` preset (the miniature world's trained model, see scripts/train_miniature.sh).
+"""Component configs: the `tiny` preset (random weights, for tests and development), the
+`mini` preset (the miniature world's trained model, see scripts/train_miniature.sh) and the `sd15`
+preset (Stable Diffusion 1.5's shapes with random weights, for speed and memory checks).
 
 The tiny UNet mirrors SD1.5's shape at small width: attention at the first two levels, none at
 the deepest, 2 layers per block, 4 heads (diffusers' `attention_head_dim` counts HEADS for
@@ -44,4 +45,20 @@ MINI_VAE = dict(
     norm_num_groups=16, sample_size=64, scaling_factor=0.18215,
 )
 
-PRESETS = {"tiny": dict(unet=TINY_UNET, vae=TINY_VAE, prompt_length=77), "mini": dict(unet=MINI_UNET, vae=MINI_VAE, prompt_length=8)}
+# Stable Diffusion 1.5's shapes (512x512, 64x64x4 latents; its unet/ and vae/ config.json): random weights of the
+# real size, for timing and memory checks without a download (benchmarks/gpu_check.py); a real model starts from
+# SD1.5's weights (`dp3d init --base`)
+SD15_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32, use_linear_projection=False,
+)
+
+SD15_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    norm_num_groups=32, sample_size=512, scaling_factor=0.18215,
+)
+
+PRESETS = {"tiny": dict(unet=TINY_UNET, vae=TINY_VAE, prompt_length=77), "mini": dict(unet=MINI_UNET, vae=MINI_VAE, prompt_length=8),
+           "sd15": dict(unet=SD15_UNET, vae=SD15_VAE, prompt_length=77)}
