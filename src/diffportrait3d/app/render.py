@@ -44,17 +44,40 @@ def load_model(settings: RenderSettings):
     return load_pipeline(settings.model, settings.device, settings.dtype)
 
 
-def check(settings: RenderSettings, output=None, files=None, lift=None) -> None:
+def check(settings: RenderSettings, output=None, files=None, lift=None, model: bool = True) -> None:
     """Everything that can be checked before a model loads: numbers, choices, sources, outputs
-    (with `lift`, a LiftSettings: the 3D step's views, cameras and files too)."""
+    (with `lift`, a LiftSettings: the 3D step's views, cameras and files too), and with `model` what the folder
+    settings.model names says about the mode (turbo: a student, its steps; mode_steps)."""
     check_settings(settings)
     check_sources(settings)
+    if model:
+        mode_steps(settings)
     if output is not None:
         check_outputs(output, files)
     if lift is not None:
         from .lift import check_render_lift
 
         check_render_lift(settings, output)
+
+
+def mode_steps(s: RenderSettings, pipe=None) -> int | None:
+    """The denoising steps a render of `s` takes: --steps, else the mode's default (turbo: the model folder's).
+    Turbo needs a distilled folder and at most its teacher's steps, else a one-line UserError: from `pipe`, or
+    without one from the model_index.json of the folder s.model names, before it loads (None for a hub id)."""
+    from ..pipeline.model_folder import read_model_index
+    from ..pipeline.modes import MODES
+    from ..pipeline.turbo import check_turbo_steps, require_student
+
+    if not MODES[s.mode].student:
+        return s.steps or MODES[s.mode].steps
+    if pipe is None:
+        index = read_model_index(s.model)
+        if not index:
+            return None
+        turbo = require_student(index)
+    else:
+        turbo = require_student(pipe)
+    return check_turbo_steps(turbo, s.steps or turbo.steps)
 
 
 def check_sources(s: RenderSettings) -> None:
@@ -138,7 +161,6 @@ def sample(pipe, s: RenderSettings, references, conditions, labels=None, progres
     import torch
 
     from ..conditions.sources import load_conditions
-    from ..pipeline.modes import MODES
     from .settings import view_plan
 
     proxies = s.proxy
@@ -147,7 +169,7 @@ def sample(pipe, s: RenderSettings, references, conditions, labels=None, progres
     on_step = None
     if progress is not None:
         done = itertools.count(1)
-        total = s.steps or MODES[s.mode].steps
+        total = mode_steps(s, pipe)
         on_step = lambda info: progress(next(done), total, "denoising")  # noqa: E731
     gen = torch.Generator(device="cpu").manual_seed(s.seed if seed is None else seed)
     return pipe(references, conditions, num_inference_steps=s.steps, guidance_scale=s.guidance, eta=s.eta,
@@ -169,13 +191,14 @@ def render(settings: RenderSettings, references, output=None, files=None, *, pip
     say: receives one line per reference saying how it was cropped (faces/crop.py), before sampling.
     """
     report = progress or (lambda done, total, what: None)
-    check(settings, output, files, lift)
+    check(settings, output, files, lift, model=pipe is None)  # a pipeline passed in: settings.model is not it
     report(0, 1, "reading the reference")
     aligned = load_references(references, settings.crop, camera=settings.reference_camera)
     refs = [a.image for a in aligned]
     if pipe is None:
         report(0, 1, "loading the model")
         pipe = load_model(settings)
+    mode_steps(settings, pipe)  # what check() could not read (a hub id, a pipeline passed in): before any work or note
     report(0, 1, "drawing the cameras")
     conds, labels = make_conditions(settings, pipe.image_size, pipe)
     for a in aligned if say else ():  # once nothing else can fail on bad input: an error stays the only line

@@ -25,7 +25,7 @@ from ..cameras.trajectories import PATHS
 from ..errors import UserError
 from ..pipeline.modes import MODES
 from .lift import LiftSettings
-from .render import RenderResult, load_references, make_conditions, render
+from .render import RenderResult, load_references, make_conditions, mode_steps, render
 from .render import condition_seed as condition_seed_of
 from .samples import write_samples
 from .settings import CHOICES, MAX_GUIDANCE, RenderSettings
@@ -40,6 +40,12 @@ RESULT_PREFIX = "result-"  # their names: result-DATE-TIME-COUNT-RANDOM
 PREVIEW_SIZE = 128         # condition previews are drawn at most this large
 WEB_FILES = ("turntable.mp4", "contact_sheet.png", "views.zip")
 WEB_CHOICES = {"crop": CHOICES["crop"], "mode": ("exact", "fast")}  # radio buttons: field -> offered choices
+
+
+def web_choices(pipe) -> dict:
+    """The page's radio buttons for one loaded model: `turbo` too when it has a distilled student (pipeline/turbo.py)."""
+    turbo = ("turbo",) if getattr(pipe, "turbo_unet", None) is not None else ()
+    return {**WEB_CHOICES, "mode": WEB_CHOICES["mode"] + turbo}
 
 
 def _gradio():
@@ -102,7 +108,7 @@ class WebRenderer:
         files = result.files
         lifted = " and lifted them to 3D" if result.lift is not None else ""
         status = (f"Rendered {s.views} views{lifted} in {time.perf_counter() - t0:.1f} s ({s.mode} mode, "
-                  f"{s.steps or MODES[s.mode].steps} steps, seed {s.seed}).")
+                  f"{mode_steps(s, self.pipe)} steps, seed {s.seed}).")
         model = head_files = None
         if result.lift is not None:
             mesh, fit = result.lift.mesh, result.lift.fit
@@ -191,7 +197,7 @@ def build_app(pipe, base: RenderSettings, workdir: Path, lift: LiftSettings | No
                 upload = gr.File(label="Portrait (image file)", file_types=["image"], type="filepath", elem_id="upload")
                 gr.Examples([[str(p)] for p in samples], inputs=[upload], label="Sample references")
                 choice = {f: gr.Radio(list(offered), value=getattr(base, f) if getattr(base, f) in offered else offered[0], label=f)
-                          for f, offered in WEB_CHOICES.items()}
+                          for f, offered in web_choices(pipe).items()}
                 reference_camera = gr.Textbox(base.reference_camera, label="Reference camera: auto, or YAW,PITCH in degrees "
                                               "(auto: estimated for a photo it aligns, else frontal)", elem_id="reference-camera")
                 reference = gr.Image(label="Reference as the model sees it", interactive=False, height=160)

@@ -32,7 +32,8 @@ def add_model_args(p, default_model=None):
 def add_mode_arg(p):
     p.add_argument("--mode", default="exact", choices=CHOICES["mode"],
                    help="exact: the released model's DDIM sampler; fast: the recommended fast setting (UniPC, "
-                        "10 steps); the others are measured alternatives (README, Speed)")
+                        "10 steps); turbo: a distilled model's few-step student (made by `dp3d train --stage distill`, "
+                        "4 steps, guidance folded in); the others are measured alternatives (README, Speed)")
 
 
 def add_steps_arg(p):

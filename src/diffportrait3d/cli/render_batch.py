@@ -33,7 +33,7 @@ def add_parser(sub, name):
 
 def run(args):
     from ..app import load_model, render
-    from ..app.render import check
+    from ..app.render import check, mode_steps
     from ..batch_render import list_photos, outputs_for, process_state, render_batch, write_summary
     from ..preflight import check_output_folder
 
@@ -48,6 +48,7 @@ def run(args):
         note_if_mini_on_photo(args.model, photos)
     pipe = load_model(settings)
     pipe.set_progress_bar_config(disable=True)
+    mode_steps(settings, pipe)  # turbo on a hub id without a student (check() read a folder's): one line, not one per photo
 
     def render_photo(photo: Path, output: Path):
         render(settings, [photo], output, pipe=pipe)

@@ -22,6 +22,10 @@ def check_model_folder(path: Path) -> None:
         entries = json.loads(index.read_text())
     except json.JSONDecodeError:
         raise UserError(f"{index} is not valid JSON; restore it from a copy or re-create the model folder") from None
+    if entries.get("turbo") is not None:  # a distilled folder's sampling entry: a bad one fails before any weights load
+        from .turbo import TurboConfig
+
+        TurboConfig.from_config(entries["turbo"])
     missing = [c for c in REQUIRED if not isinstance(entries.get(c), list) or not (path / c).is_dir()]
     if missing:
         raise UserError(f"model folder {path} lacks {', '.join(missing)}; re-create it with `dp3d init` or `dp3d convert-official`")

@@ -28,7 +28,7 @@ from .modes import MODES, SamplingMode
 from .noise_mean import ColourPull, canonical_noise_mean, pull_to_reference_mean, reference_pull, with_noise_mean
 from .sampling import denoise
 from .schedule import alphas_cumprod_from_config, q_sample, use_release_schedule
-from .turbo import TurboConfig, require_student, turbo_scheduler
+from .turbo import TurboConfig, check_turbo_steps, require_student, turbo_scheduler
 from .view_groups import ViewConditions, grouped_eps
 from .view_windows import anchor_indices, anchor_references, fuse, plan_for
 
@@ -187,6 +187,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         steps = (turbo.steps if turbo else mode.steps) if num_inference_steps is None else num_inference_steps
         if turbo:
             guidance_scale = 1.0  # folded into the student: one backbone batch per step
+            check_turbo_steps(turbo, steps)
         # 1. inputs
         size, device, dtype = self.image_size, self._execution_device, self.unet.dtype
         refs = images_to_tensor(reference_images, size)

@@ -8,10 +8,14 @@ classifier-free guidance is folded into the student, so each step is one backbon
 
 from dataclasses import dataclass
 
+import torch
 from diffusers import LCMScheduler
 from diffusers.schedulers.scheduling_lcm import LCMSchedulerOutput
 
 from ..errors import UserError
+
+
+STUDENT = ("turbo_unet", "turbo_view_modules")  # the student's components in a distilled folder
 
 
 @dataclass(frozen=True)
@@ -26,9 +30,11 @@ class TurboConfig:
             cfg = cls(**(value or {}))
         except TypeError as e:
             raise UserError(f"model_index.json: bad \"turbo\" entry {value!r} ({e})") from None
-        if not 1 <= cfg.steps <= cfg.teacher_steps or cfg.guidance_scale < 0 or not 1 <= cfg.teacher_steps <= 1000:
+        typed = (all(isinstance(n, int) and not isinstance(n, bool) for n in (cfg.steps, cfg.teacher_steps))
+                 and isinstance(cfg.guidance_scale, (int, float)) and not isinstance(cfg.guidance_scale, bool))
+        if not typed or not 1 <= cfg.steps <= cfg.teacher_steps or cfg.guidance_scale < 0 or not 1 <= cfg.teacher_steps <= 1000:
             raise UserError(f"model_index.json: bad \"turbo\" entry {value!r}: need 1 <= steps <= teacher_steps <= 1000, "
-                            "guidance_scale >= 0")
+                            "guidance_scale >= 0, steps whole numbers")
         return cfg
 
 
@@ -40,6 +46,10 @@ class LCMStepNoise(LCMScheduler):
         if self.step_index is None:
             self._init_step_index(timestep)
         nxt = self.step_index + 1
+        if variance_noise is not None:
+            # the parent draws noise that is then replaced: from a throwaway generator, so that neither the caller's
+            # generator nor the global RNG moves (as with DDIM's variance_noise)
+            generator = torch.Generator(device=sample.device)
         out = super().step(model_output, timestep, sample, generator=generator, return_dict=True)
         if variance_noise is not None and nxt < len(self.timesteps):
             a = self.alphas_cumprod[self.timesteps[nxt]].to(out.denoised)
@@ -54,9 +64,23 @@ def turbo_scheduler(config, turbo: TurboConfig) -> LCMStepNoise:
                                     thresholding=False, timestep_scaling=10.0)
 
 
+def check_turbo_steps(turbo: TurboConfig, steps: int) -> int:
+    """`steps`, or a one-line UserError when the student cannot take them: LCM's steps are a subset of the teacher's
+    grid it was distilled on (diffusers' LCMScheduler would raise a ValueError)."""
+    if not 1 <= steps <= turbo.teacher_steps:
+        raise UserError(f"--steps {steps}: --mode turbo takes 1..{turbo.teacher_steps} steps (the teacher's grid its "
+                        "student was distilled on)")
+    return steps
+
+
 def require_student(pipe) -> TurboConfig:
-    """The folder's TurboConfig, or a one-line UserError for a folder that was not distilled."""
-    if getattr(pipe, "turbo_unet", None) is None or getattr(pipe, "turbo_view_modules", None) is None:
+    """The folder's TurboConfig, or a one-line UserError for a folder that was not distilled. `pipe`: a loaded
+    pipeline, or a folder's model_index.json entries (the same check before its weights load)."""
+    if isinstance(pipe, dict):
+        present, config = all((pipe.get(k) or [None])[0] is not None for k in STUDENT), pipe.get("turbo")
+    else:
+        present, config = all(getattr(pipe, k, None) is not None for k in STUDENT), pipe.config.get("turbo")
+    if not present:
         raise UserError("--mode turbo needs a distilled model folder (turbo_unet/ and turbo_view_modules/ in it); "
                         "make one with `dp3d train --stage distill --model MODEL`, or use --mode fast")
-    return TurboConfig.from_config(pipe.config.get("turbo"))
+    return TurboConfig.from_config(config)

@@ -16,11 +16,12 @@ and a "turbo" entry in model_index.json.
 
 import contextlib
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 from ...data.eg3d_dataset import ViewGroupDataset
+from ...errors import UserError
 from ...models.denoiser import Networks, backbone_eps, control_residuals, reference_bank
 from ...models.reference_attention import ReferenceBank, ReferenceState
 from ...pipeline.schedule import q_sample
@@ -39,9 +40,16 @@ class DistillOptions:
     ordered: bool = True         # groups of views neighbouring in yaw, an orbit's (ViewGroupDataset)
 
     def __post_init__(self):
+        # in the options' own words (TurboConfig's check speaks of model_index.json, where these numbers end up)
+        for name in ("teacher_steps", "steps"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise UserError(f"option {name} must be a whole number, got {getattr(self, name)!r}")
+        check_option("teacher_steps", self.teacher_steps, 1, 1000)
+        check_option("steps", self.steps, 1, self.teacher_steps)
         check_option("guidance_scale", self.guidance_scale, 0)
         check_option("huber_c", self.huber_c, 0, lo_open=True)
-        TurboConfig.from_config({"steps": self.steps, "guidance_scale": self.guidance_scale, "teacher_steps": self.teacher_steps})
+        if not isinstance(self.ordered, bool):
+            raise UserError(f"option ordered must be true or false, got {self.ordered!r}")
 
 
 @register
@@ -51,7 +59,10 @@ class DistillStage(DiffPortrait3DStage):
     def __init__(self, pipe, options: DistillOptions | None = None, **kw):
         options = options or DistillOptions()
         if pipe.turbo_unet is None or pipe.turbo_view_modules is None:  # else: go on distilling the folder's student
-            pipe.register_modules(turbo_unet=copy.deepcopy(pipe.unet), turbo_view_modules=copy.deepcopy(pipe.view_modules))
+            # copied together: the copy's view hooks then belong to the copied modules (and `attach` replaces them);
+            # copied apart, the student backbone kept hooks of a third, orphaned copy of the teacher's modules
+            unet, view_modules = copy.deepcopy((pipe.unet, pipe.view_modules))
+            pipe.register_modules(turbo_unet=unet, turbo_view_modules=view_modules)
             pipe.install_processors()
         super().__init__(pipe, options=options, **kw)
         self.turbo_unet, self.turbo_view_modules = pipe.turbo_unet, pipe.turbo_view_modules
@@ -122,7 +133,10 @@ class DistillStage(DiffPortrait3DStage):
             x_prev = a_prev.sqrt() * (x_t - (1 - a).sqrt() * eps_w) / a.sqrt() + (1 - a_prev).sqrt() * eps_w  # DDIM, eta 0
             read_prev, res_prev = self._conditioning(nets, z_ref, x_prev, t_prev, ctx, cond, batch)
             target_f = self._consistency(x_prev, t_prev, backbone_eps(student, x_prev, t_prev, ctx, v, read_prev, res_prev))
-        pred_f = self._consistency(x_t, t, backbone_eps(student, x_t, t, ctx, v, read, res))
+        # a bank of its own: a bank keeps the keys and values of its first reader (the teacher, above), and the
+        # student must read the reference through its own W_K, W_V, as it does when it samples
+        own = replace(read, bank=ReferenceBank(read.bank))
+        pred_f = self._consistency(x_t, t, backbone_eps(student, x_t, t, ctx, v, own, res))
         c = self.opts.huber_c
         loss = (torch.sqrt((pred_f.float() - target_f.float()) ** 2 + c * c) - c).mean()
         return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
