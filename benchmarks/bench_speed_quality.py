@@ -11,7 +11,8 @@ steps), its speed-up over exact, SSIM to the ground-truth renders, identity retr
 closest to its own identity's render among 8 identities at that camera), yaw error by
 render-and-compare, and the flicker ratio (mean view-to-view change / the ground truth's); the last
 columns are each metric relative to exact mode's. --noise-floor adds the row "exact, other seed",
-exact mode with other noise: differences smaller than its own are chance.
+exact mode with other noise: differences smaller than its own are chance. `turbo` needs a distilled model folder
+(`dp3d train --stage distill`, scripts/distill_miniature.sh).
 
 --full adds one denoising step of an SD1.5-size model (random weights: speed does not depend on
 the weight values) at 512x512 for 8 views, fp32 on the CPU, with peak memory; every mode's step is
@@ -95,7 +96,11 @@ def bench_modes(args):
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m, r in mean.items():
         md = MODES["exact" if m == NOISE_FLOOR else m]
-        setting = f"{md.solver or 'DDIM (pipeline scheduler)'}, {md.steps} steps" + (f", ref every {md.reference_every}" if md.reference_every > 1 else "")
+        if md.student:
+            turbo = pipe.config.get("turbo") or {}
+            setting = f"distilled student, LCM, {turbo.get('steps', md.steps)} steps, guidance {turbo.get('guidance_scale')} folded in"
+        else:
+            setting = f"{md.solver or 'DDIM (pipeline scheduler)'}, {md.steps} steps" + (f", ref every {md.reference_every}" if md.reference_every > 1 else "")
         print(f"| {m} | {setting} | {r['wall']:.1f} | {r['cpu']:.1f} | x{e['cpu'] / r['cpu']:.2f} | {r['SSIM']:.4f} | "
               f"{r['ID']:.3f} | {r['yaw err']:.2f} | {r['flicker']:.3f} | {r['SSIM'] / e['SSIM']:.3f} | "
               f"{r['ID'] / max(e['ID'], 1e-9):.3f} | {r['yaw err'] - e['yaw err']:+.2f} | {r['flicker'] / e['flicker']:.3f} |")
