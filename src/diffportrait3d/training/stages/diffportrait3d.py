@@ -129,6 +129,10 @@ class DiffPortrait3DStage(Stage):
                    snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, options=cls.options(cfg.options), noise_offset=cfg.noise_offset)
 
     def dataset(self, cfg):
+        if self.grouped:
+            return Mapped(ViewGroupDataset(cfg.data, views=self.views, res=cfg.resolution or self.resolution,
+                                           condition_source=cfg.condition_source, seed=cfg.seed, ordered=self.opts.ordered),
+                          tensors_only)
         # stage 1 has no view control: condition images for it would be wasted time
         source = cfg.condition_source if self.control else "none"
         return Mapped(PairDataset(cfg.data, res=cfg.resolution or self.resolution, condition_source=source, seed=cfg.seed,
@@ -150,7 +154,16 @@ class DiffPortrait3DStage(Stage):
 
     def _flatten(self, batch):
         """(reference (B,3,H,W), ref views (B,), targets (B*V,3,H,W), target views, conditions (B*V,3,H,W) or None)."""
+        if self.grouped:
+            return (batch["reference"], batch.get("reference_view"), batch["targets"].flatten(0, 1), batch.get("target_views"),
+                    batch["conditions"].flatten(0, 1))
         return batch["reference"], batch.get("reference_view"), batch["target"], batch.get("target_view"), batch.get("condition")
+
+    def _read(self, bank: ReferenceBank, rows: int, batch) -> ReferenceState:
+        """The backbone's read of one reference bank per group, each group's entry repeated for its `views` rows."""
+        v = self.views
+        return ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), rows,
+                              self.position, self._cameras(batch))
 
     def _cameras(self, batch):
         """(reference labels (rows, 1, 25), target labels (rows, 25)) for the position bias, or None."""
@@ -175,8 +188,7 @@ class DiffPortrait3DStage(Stage):
             with torch.set_grad_enabled(self.trained() is self.reference):
                 # the reference sees the clean latent at the same timestep as the target
                 bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
-            read = ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), x_t.shape[0],
-                                  self.position, self._cameras(batch))
+            read = self._read(bank, x_t.shape[0], batch)
         res = None
         if self.control and not (off and self.trained() is self.controlnet):
             with torch.set_grad_enabled(self.trained() is self.controlnet):
@@ -258,11 +270,3 @@ class ConsistencyStage(DiffPortrait3DStage):
     def trained(self):
         return self.view_modules
 
-    def dataset(self, cfg):
-        return Mapped(ViewGroupDataset(cfg.data, views=self.views, res=cfg.resolution or self.resolution,
-                                       condition_source=cfg.condition_source, seed=cfg.seed, ordered=self.opts.ordered),
-                      tensors_only)
-
-    def _flatten(self, batch):
-        return (batch["reference"], batch.get("reference_view"), batch["targets"].flatten(0, 1), batch.get("target_views"),
-                batch["conditions"].flatten(0, 1))

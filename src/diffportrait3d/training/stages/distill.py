@@ -20,13 +20,11 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from ...data.eg3d_dataset import ViewGroupDataset
 from ...errors import UserError
 from ...models.denoiser import Networks, backbone_eps, control_residuals, reference_bank
-from ...models.reference_attention import ReferenceBank, ReferenceState
+from ...models.reference_attention import ReferenceBank
 from ...pipeline.schedule import q_sample
 from ...pipeline.turbo import TurboConfig, turbo_scheduler
-from ..datasets import Mapped, tensors_only
 from .base import check_option, generators, register
 from .diffportrait3d import DiffPortrait3DStage
 
@@ -75,15 +73,6 @@ class DistillStage(DiffPortrait3DStage):
     def frozen(self):
         return [self.vae, self.unet, self.reference, self.controlnet, self.view_modules, self.prompt_embedding]
 
-    def dataset(self, cfg):
-        return Mapped(ViewGroupDataset(cfg.data, views=self.views, res=cfg.resolution or self.resolution,
-                                       condition_source=cfg.condition_source, seed=cfg.seed, ordered=self.opts.ordered),
-                      tensors_only)
-
-    def _flatten(self, batch):
-        return (batch["reference"], batch.get("reference_view"), batch["targets"].flatten(0, 1), batch.get("target_views"),
-                batch["conditions"].flatten(0, 1))
-
     def context(self):
         stack = contextlib.ExitStack()
         stack.enter_context(self.view_modules.group(self.views))
@@ -106,11 +95,8 @@ class DistillStage(DiffPortrait3DStage):
         return c_skip * x + c_out * (x - (1 - a).sqrt() * eps) / a.sqrt()
 
     def _conditioning(self, nets, z_ref, x, t, ctx, cond, batch):
-        v = self.views
-        bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
-        read = ReferenceState("read", ReferenceBank({k: b.repeat_interleave(v, dim=0) for k, b in bank.items()}), x.shape[0],
-                              self.position, self._cameras(batch))
-        return read, control_residuals(nets, x, t, ctx, cond.to(x))
+        bank = reference_bank(nets, z_ref, t[::self.views], ctx[: z_ref.shape[0]])
+        return self._read(bank, x.shape[0], batch), control_residuals(nets, x, t, ctx, cond.to(x))
 
     def forward(self, batch, off: bool = False):
         nets, v, w = self.pipe.networks, self.views, self.turbo.guidance_scale
