@@ -8,7 +8,7 @@
 set -euo pipefail
 TEACHER=${1:?usage: distill_miniature.sh TEACHER OUT_DIR} OUT=${2:?usage: distill_miniature.sh TEACHER OUT_DIR}
 DP3D=${DP3D:-dp3d}
-SUBJECTS=${SUBJECTS:-400} DISTILL_STEPS=${DISTILL_STEPS:-2500}
+SUBJECTS=${SUBJECTS:-400} DISTILL_STEPS=${DISTILL_STEPS:-2500} OPTIONS=${OPTIONS:-'{}'}  # the stage's options (JSON)
 source "$(dirname "$0")/recipe_stage.sh"
 stage sweeps "$DP3D" synth "$OUT/sweeps" --subjects "$SUBJECTS" --frames 1 --views 9 --res 64 --seed 0 --conditions 1 \
   --sweep 12 --workers 2
@@ -19,6 +19,6 @@ stage heldout_sweeps "$DP3D" synth "$OUT/heldout_sweeps" --subjects 24 --frames 
 stage distill "$DP3D" train --stage distill --model "$TEACHER" -o "$OUT/distill" --data "$OUT/sweeps" --resume \
   --max-steps "$DISTILL_STEPS" --batch-size 1 --set views=8 --lr 2e-5 --set warmup_steps=100 --set ema_decay=0.999 \
   --set condition_source=folder --set save_every=250 --set sample_every=0 \
-  --set val_data="$OUT/heldout_sweeps" --set val_every=250 --set val_size=4
+  --set val_data="$OUT/heldout_sweeps" --set val_every=250 --set val_size=4 --set options="$OPTIONS"
 echo "distilled model folder: $OUT/distill/model (dp3d render --model $OUT/distill/model --mode turbo ...)"
 cat "$LOG"

@@ -239,6 +239,7 @@ def test_a_bad_turbo_entry_fails_at_load_in_one_line(tiny_pipe, tiny_model_dir, 
     ({"huber_c": 0}, "option huber_c must be > 0, got 0"),
     ({"guidance_scale": -1}, "option guidance_scale must be >= 0, got -1"),
     ({"ordered": "yes"}, "option ordered must be true or false, got 'yes'"),
+    ({"target_decay": 1}, "option target_decay must be < 1 (a target that never moves), got 1"),
 ])
 def test_distill_options_out_of_range_exit_2_before_any_work(tiny_model_dir, tmp_path, capsys, options, message):
     out = tmp_path / "run"
@@ -313,3 +314,31 @@ def test_distill_lowers_the_validation_loss_and_leaves_the_teacher(tiny_pipe, tm
     pipe = DiffPortrait3DPipeline.from_pretrained(tmp_path / "distill" / "model")
     assert pipe.config.turbo == {"steps": 4, "guidance_scale": 3.0, "teacher_steps": 25}
     assert states_equal(pipe.turbo_unet, stage.pipe.turbo_unet)
+
+
+def test_the_target_network_is_an_ema_of_the_student_swapped_in_for_the_target_only(tiny_pipe):
+    """LCM's target network (option target_decay 0.95): after each optimiser step it moves 5% of the way to the student;
+    the loss's target term is computed with its weights, and the student's own weights are back in place after
+    the forward (the gradient and the optimiser see only them). With the target equal to the student the loss is
+    the online student's (target_decay 0) to the bit."""
+    stage = DistillStage(copy.deepcopy(tiny_pipe), views=V, options=DistillOptions(target_decay=0.95))
+    params = list(stage.trained().parameters())
+    batch = {**torch.utils.data.default_collate([ToySet()[i] for i in range(2)]), "seed": torch.arange(2)}
+    stage.after_step()  # the target starts as the student
+    w0 = [p.detach().clone() for p in params]
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    w1 = [p.detach().clone() for p in params]
+    stage.after_step()
+    for t, a, b in zip(stage._target, w0, w1):
+        torch.testing.assert_close(t, 0.95 * a + 0.05 * b, rtol=1e-5, atol=1e-6)
+    with stage.context(), torch.no_grad():
+        ema = stage(batch)[0].item()
+        assert all(torch.equal(p, w) for p, w in zip(params, w1))
+        stage._target = [w.clone() for w in w1]
+        same = stage(batch)[0].item()
+        stage._target = None
+        online = stage(batch)[0].item()
+    assert same == online and abs(ema - online) > 1e-4 * online, (ema, same, online)

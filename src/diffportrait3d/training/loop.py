@@ -160,6 +160,7 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
                 continue
             if ema is not None:
                 ema.step(params)
+            stage.after_step()
             step += 1
             losses.append(total)
             bar.update()

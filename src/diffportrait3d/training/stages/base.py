@@ -79,6 +79,9 @@ class Stage(nn.Module):
         """Entered around forward AND backward (recomputation under gradient checkpointing)."""
         return contextlib.nullcontext()
 
+    def after_step(self) -> None:
+        """Called once after every optimiser step (e.g. to move a target network); nothing by default."""
+
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """(loss, logs of floats) of one batch; randomness from `generators(batch)` only."""
         raise NotImplementedError

@@ -5,9 +5,9 @@ Student: copies of the backbone and its view modules (turbo_unet, turbo_view_mod
 reference UNet, view ControlNet and position bias. For a group of views at a timestep t of the teacher's DDIM grid
 (k = 1000 / teacher_steps apart), the teacher's guided DDIM step takes x_t to x_{t-k}; the student's consistency
 function f(x, t) = c_skip(t) x + c_out(t) x0(x, eps_student) at (x_t, t) learns to match its own value at
-(x_{t-k}, t-k) (no gradient through that one: the online student, as improved consistency training uses it, in
-place of an EMA copy). Both points then map to one clean latent: the end of the teacher's guided trajectory, so
-the student samples in a few LCM steps with one backbone batch each (pipeline/turbo.py).
+(x_{t-k}, t-k), computed (without gradient) by the online student itself (as improved consistency training does) or, with
+option `target_decay` (LCM's 0.95), by an EMA of it. Both points then map to one clean latent: the end of the
+teacher's guided trajectory, so the student samples in a few LCM steps with one backbone batch each (pipeline/turbo.py).
 
 Data: references and condition images; the targets' latents only set where x_t starts (a user without multi-view
 captures can give the reference as the target). The exported folder is the teacher's with the student beside it
@@ -36,6 +36,7 @@ class DistillOptions:
     steps: int = 4               # the turbo mode's default step count, written to model_index.json
     huber_c: float = 0.001       # pseudo-Huber loss scale (LCM's), in latent units
     ordered: bool = True         # groups of views neighbouring in yaw, an orbit's (ViewGroupDataset)
+    target_decay: float = 0.0    # > 0: the target network is an EMA of the student (LCM's 0.95); 0: the online student
 
     def __post_init__(self):
         # in the options' own words (TurboConfig's check speaks of model_index.json, where these numbers end up)
@@ -46,6 +47,9 @@ class DistillOptions:
         check_option("steps", self.steps, 1, self.teacher_steps)
         check_option("guidance_scale", self.guidance_scale, 0)
         check_option("huber_c", self.huber_c, 0, lo_open=True)
+        check_option("target_decay", self.target_decay, 0, 1)
+        if self.target_decay == 1:
+            raise UserError("option target_decay must be < 1 (a target that never moves), got 1")
         if not isinstance(self.ordered, bool):
             raise UserError(f"option ordered must be true or false, got {self.ordered!r}")
 
@@ -66,6 +70,31 @@ class DistillStage(DiffPortrait3DStage):
         self.turbo_unet, self.turbo_view_modules = pipe.turbo_unet, pipe.turbo_view_modules
         self.turbo = TurboConfig(options.steps, options.guidance_scale, options.teacher_steps)
         self.lcm = turbo_scheduler(pipe.scheduler.config, self.turbo)
+        self._target = None  # the target network's weights, from the first after_step on
+
+    def after_step(self):
+        """Moves the target network (an EMA of the student; starts as the student, also after a resume)."""
+        if self.opts.target_decay > 0:
+            params = [p.detach() for p in self.trained().parameters()]
+            if self._target is None:
+                self._target = [p.clone() for p in params]
+            else:
+                torch._foreach_lerp_(self._target, params, 1 - self.opts.target_decay)
+
+    @contextlib.contextmanager
+    def _target_weights(self):
+        """The student's modules with the target's weights swapped in (no copy of the modules and their hooks)."""
+        if self._target is None:
+            yield
+            return
+        params = list(self.trained().parameters())
+        for p, w in zip(params, self._target):
+            p.data, w.data = w.data, p.data
+        try:
+            yield
+        finally:
+            for p, w in zip(params, self._target):
+                p.data, w.data = w.data, p.data
 
     def trained(self):
         return torch.nn.ModuleDict({"unet": self.pipe.turbo_unet, "view_modules": self.pipe.turbo_view_modules})
@@ -118,7 +147,9 @@ class DistillStage(DiffPortrait3DStage):
             a, a_prev = ac[t].view(-1, 1, 1, 1), ac[t_prev].view(-1, 1, 1, 1)
             x_prev = a_prev.sqrt() * (x_t - (1 - a).sqrt() * eps_w) / a.sqrt() + (1 - a_prev).sqrt() * eps_w  # DDIM, eta 0
             read_prev, res_prev = self._conditioning(nets, z_ref, x_prev, t_prev, ctx, cond, batch)
-            target_f = self._consistency(x_prev, t_prev, backbone_eps(student, x_prev, t_prev, ctx, v, read_prev, res_prev))
+            with self._target_weights():
+                eps_target = backbone_eps(student, x_prev, t_prev, ctx, v, read_prev, res_prev)
+            target_f = self._consistency(x_prev, t_prev, eps_target)
         # a bank of its own: a bank keeps the keys and values of its first reader (the teacher, above), and the
         # student must read the reference through its own W_K, W_V, as it does when it samples
         own = replace(read, bank=ReferenceBank(read.bank))

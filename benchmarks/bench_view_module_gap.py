@@ -1,0 +1,86 @@
+"""What the view modules add, by timestep: the consistency stage's loss with the modules on and off (issue 36).
+
+    python benchmarks/bench_view_module_gap.py [--model mini] [--seed 1] [--subjects 16] [--groups 2]
+        [--timesteps 50,150,...,950] [--threads 1] [--out bench_view_module_gap_out]
+
+Held-out heads along yaw sweeps (`dp3d synth --views 9 --sweep 12 --conditions 1 --seed SEED`, the recipe's validation
+sweeps for seed 1): per subject, 8 neighbouring views in yaw order (the consistency stage's `ordered` groups) and the
+9th as the reference, their carriers from the folder. For every timestep t, the same groups and noise run through
+the full model twice, view modules on and off; plain epsilon MSE (no SNR weighting, no offset noise). The gap
+(off - on) and the gap relative to the loss say at which noise levels the modules change the prediction: a model
+whose unseen side is decided at high t needs them there. Writes gap.md and gap.png under --out.
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.utils.data import default_collate
+
+from diffportrait3d.data.synth import SynthConfig, synth
+from diffportrait3d.training.config import TrainConfig
+from diffportrait3d.training.stages import stage_class
+from diffportrait3d.training.validation import _VIEW_KEYS
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="mini")
+    ap.add_argument("--seed", type=int, default=1, help="held-out synth seed (1: the recipe's validation heads)")
+    ap.add_argument("--subjects", type=int, default=16)
+    ap.add_argument("--groups", type=int, default=2, help="groups per forward pass")
+    ap.add_argument("--timesteps", default=",".join(str(t) for t in range(50, 1000, 100)))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="bench_view_module_gap_out")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    timesteps = [int(t) for t in a.timesteps.split(",")]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "sweeps"
+        synth(data, SynthConfig(subjects=a.subjects, views=9, seed=a.seed, conditions=1, sweep=12.0), progress=False)
+        cfg = TrainConfig(stage="consistency", data=str(data), model=a.model, views=8, condition_source="folder",
+                          options={"ordered": True}, cache_latents=False)
+        stage = stage_class("consistency").build(cfg)
+        stage.trained().eval()
+        dataset = stage.dataset(cfg)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(0)
+        items = [{k: v for k, v in dataset[i].items() if k not in _VIEW_KEYS} for i in range(len(dataset))]
+        rows = []
+        with torch.no_grad(), stage.context():
+            for t in timesteps:
+                on, off = [], []
+                for start in range(0, len(items), a.groups):
+                    chunk = items[start:start + a.groups]
+                    batch = default_collate([{**x, "seed": 7_000_000 + start + j, "timestep": t} for j, x in enumerate(chunk)])
+                    on.append(stage(batch, off=False)[0].item() * len(chunk))
+                    off.append(stage(batch, off=True)[0].item() * len(chunk))
+                l_on, l_off = sum(on) / len(items), sum(off) / len(items)
+                rows.append((t, l_on, l_off, l_off - l_on, (l_off - l_on) / l_on))
+                print(f"t {t:4d}: on {l_on:.5f} off {l_off:.5f} gap {l_off - l_on:+.5f} ({100 * (l_off - l_on) / l_on:+.1f}%)")
+    lines = [f"# bench_view_module_gap: {a.model}", "",
+             f"{a.subjects} held-out sweeps (seed {a.seed}), 8 views in yaw order + the reference, plain epsilon MSE", "",
+             "| t | loss, modules on | modules off | gap (off - on) | gap / loss |", "|---|---|---|---|---|"]
+    lines += [f"| {t} | {l_on:.5f} | {l_off:.5f} | {g:+.5f} | {100 * r:+.1f}% |" for t, l_on, l_off, g, r in rows]
+    (out / "gap.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.bar([r[0] for r in rows], [100 * r[4] for r in rows], width=60)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("timestep t")
+    ax.set_ylabel("(off - on) / on, %")
+    ax.set_title("view modules: loss gap by timestep")
+    fig.tight_layout()
+    fig.savefig(out / "gap.png", dpi=120)
+    print(f"wrote {out / 'gap.md'} and {out / 'gap.png'}")
+
+
+if __name__ == "__main__":
+    main()
