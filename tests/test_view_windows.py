@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffportrait3d.conditions.cameras import camera_labels
+from diffportrait3d.cameras import camera_labels
 from diffportrait3d.errors import UserError
 from diffportrait3d.models.denoiser import guided_eps, shared_reference_bank
 from diffportrait3d.models.view_module import ViewTransformer
