@@ -81,8 +81,12 @@ class ViewOptions(PairOptions):
 @dataclass
 class GroupOptions:
     ordered: bool = False  # true: groups are views neighbouring in yaw, in yaw order (an orbit's), else random
+    # share of training groups denoised without the reference (the base's unconditional mode): there the group's other
+    # views are the only source of what the views share, which the view modules must then carry (validation keeps it)
+    reference_dropout: float = 0.0
 
     def __post_init__(self):
+        check_option("reference_dropout", self.reference_dropout, 0, 1)
         if not isinstance(self.ordered, bool):
             raise UserError(f"option ordered must be true or false, got {self.ordered!r}")
 
@@ -184,7 +188,7 @@ class DiffPortrait3DStage(Stage):
             cond = jitter_conditions(cond, batch["seed"].repeat_interleave(v).tolist(), jitter)
         ctx = self.prompt_embedding(x_t.shape[0]).to(x_t)
         read = None
-        if not (off and self.trained() is self.reference):
+        if not (off and self.trained() is self.reference) and not self._drop_reference(batch):
             with torch.set_grad_enabled(self.trained() is self.reference):
                 # the reference sees the clean latent at the same timestep as the target
                 bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
@@ -203,6 +207,15 @@ class DiffPortrait3DStage(Stage):
                 self.view_modules.attach(self.unet)
         loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma, self.snr_floor)
         return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
+
+    def _drop_reference(self, batch) -> bool:
+        """Whether this training batch goes without the reference (option reference_dropout; drawn from its first
+        sample's seed, so a resumed run draws the same; validation batches, with fixed timesteps, never)."""
+        p = getattr(self.opts, "reference_dropout", 0.0)
+        if not p or "timestep" in batch:
+            return False
+        g = torch.Generator().manual_seed(int(batch["seed"].reshape(-1)[0]) + 0x0D20)
+        return torch.rand((), generator=g).item() < p
 
     @torch.no_grad()
     def samples(self, batch, steps):
