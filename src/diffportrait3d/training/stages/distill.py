@@ -5,9 +5,10 @@ Student: copies of the backbone and its view modules (turbo_unet, turbo_view_mod
 reference UNet, view ControlNet and position bias. For a group of views at a timestep t of the teacher's DDIM grid
 (k = 1000 / teacher_steps apart), the teacher's guided DDIM step takes x_t to x_{t-k}; the student's consistency
 function f(x, t) = c_skip(t) x + c_out(t) x0(x, eps_student) at (x_t, t) learns to match its own value at
-(x_{t-k}, t-k), computed (without gradient) by the online student itself (as improved consistency training does) or, with
-option `target_decay` (LCM's 0.95), by an EMA of it. Both points then map to one clean latent: the end of the
-teacher's guided trajectory, so the student samples in a few LCM steps with one backbone batch each (pipeline/turbo.py).
+(x_{t-k}, t-k), computed without gradient by the online student itself (as improved consistency training does)
+or, with option `target_decay` (LCM's 0.95), by an EMA of it. Both points then map to one clean latent: the end of
+the teacher's guided trajectory, so the student samples in a few LCM steps with one backbone batch each
+(pipeline/turbo.py).
 
 Data: references and condition images; the targets' latents only set where x_t starts (a user without multi-view
 captures can give the reference as the target). The exported folder is the teacher's with the student beside it
