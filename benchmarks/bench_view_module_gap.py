@@ -16,12 +16,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch.utils.data import default_collate
 
 from diffportrait3d.data.synth import SynthConfig, synth
 from diffportrait3d.training.config import TrainConfig
 from diffportrait3d.training.stages import stage_class
-from diffportrait3d.training.validation import _VIEW_KEYS
+from diffportrait3d.training.validation import validation_batch
 
 
 def main():
@@ -42,23 +41,23 @@ def main():
         data = Path(tmp) / "sweeps"
         synth(data, SynthConfig(subjects=a.subjects, views=9, seed=a.seed, conditions=1, sweep=12.0), progress=False)
         cfg = TrainConfig(stage="consistency", data=str(data), model=a.model, views=8, condition_source="folder",
-                          options={"ordered": True}, cache_latents=False)
+                          options={"ordered": True}, cache_latents=False, val_size=a.subjects)
         stage = stage_class("consistency").build(cfg)
         stage.trained().eval()
-        dataset = stage.dataset(cfg)
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(0)
-        items = [{k: v for k, v in dataset[i].items() if k not in _VIEW_KEYS} for i in range(len(dataset))]
+        groups = validation_batch(stage, cfg)  # every subject's group, encoded afresh; the noise seeds set below
+        n = len(groups["seed"])
+        groups["seed"] = 7_000_000 + torch.arange(n)
         rows = []
         with torch.no_grad(), stage.context():
             for t in timesteps:
                 on, off = [], []
-                for start in range(0, len(items), a.groups):
-                    chunk = items[start:start + a.groups]
-                    batch = default_collate([{**x, "seed": 7_000_000 + start + j, "timestep": t} for j, x in enumerate(chunk)])
-                    on.append(stage(batch, off=False)[0].item() * len(chunk))
-                    off.append(stage(batch, off=True)[0].item() * len(chunk))
-                l_on, l_off = sum(on) / len(items), sum(off) / len(items)
+                for start in range(0, n, a.groups):
+                    batch = {k: v[start:start + a.groups] for k, v in groups.items()}
+                    batch["timestep"] = torch.full_like(batch["timestep"], t)
+                    size = len(batch["seed"])
+                    on.append(stage(batch, off=False)[0].item() * size)
+                    off.append(stage(batch, off=True)[0].item() * size)
+                l_on, l_off = sum(on) / n, sum(off) / n
                 rows.append((t, l_on, l_off, l_off - l_on, (l_off - l_on) / l_on))
                 print(f"t {t:4d}: on {l_on:.5f} off {l_off:.5f} gap {l_off - l_on:+.5f} ({100 * (l_off - l_on) / l_on:+.1f}%)")
     lines = [f"# bench_view_module_gap: {a.model}", "",

@@ -104,6 +104,12 @@ def check_option(name: str, value: float, lo: float, hi: float = float("inf"), l
         raise UserError(f"option {name} must be {bound}, got {value!r}")
 
 
+def check_flag(name: str, value) -> None:
+    """A stage option that must be true or false (JSON's, not 0/1 or "yes"), else a one-line UserError naming it."""
+    if not isinstance(value, bool):
+        raise UserError(f"option {name} must be true or false, got {value!r}")
+
+
 def generators(batch: dict, repeat: int = 1) -> list[torch.Generator]:
     """One generator per sample from the per-sample seeds the loop adds (training/loop.py: SeededItems),
     each repeated `repeat` times (one per row of a sample's views). A sample's noise and timestep then

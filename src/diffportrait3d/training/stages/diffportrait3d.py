@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from ...data.eg3d_dataset import PairDataset, ViewGroupDataset
-from ...errors import UserError
 from ...media import tensor_to_pil
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
 from ...models.latent_scale import scale_latents
@@ -22,7 +21,7 @@ from ..datasets import Mapped, tensors_only
 from ..condition_jitter import jitter_conditions
 from ..losses import epsilon_loss
 from ..noising import Noiser
-from .base import Stage, check_option, freeze, generators, register
+from .base import Stage, check_flag, check_option, freeze, generators, register
 
 
 def reference_unet_unused(unet) -> list[str]:
@@ -65,8 +64,7 @@ class ReferenceOptions(PairOptions):
         check_option("position_lr", self.position_lr, 0, lo_open=True)
         check_option("position_moved_degrees", self.position_moved_degrees, 0)
         for name in ("train_unet", "control"):
-            if not isinstance(getattr(self, name), bool):
-                raise UserError(f"option {name} must be true or false, got {getattr(self, name)!r}")
+            check_flag(name, getattr(self, name))
 
 
 @dataclass
@@ -87,8 +85,7 @@ class GroupOptions:
 
     def __post_init__(self):
         check_option("reference_dropout", self.reference_dropout, 0, 1)
-        if not isinstance(self.ordered, bool):
-            raise UserError(f"option ordered must be true or false, got {self.ordered!r}")
+        check_flag("ordered", self.ordered)
 
 
 class DiffPortrait3DStage(Stage):

@@ -26,7 +26,7 @@ from ...models.denoiser import Networks, backbone_eps, control_residuals, refere
 from ...models.reference_attention import ReferenceBank
 from ...pipeline.schedule import q_sample
 from ...pipeline.turbo import TurboConfig, turbo_scheduler
-from .base import check_option, generators, register
+from .base import check_flag, check_option, generators, register
 from .diffportrait3d import DiffPortrait3DStage
 
 
@@ -51,8 +51,7 @@ class DistillOptions:
         check_option("target_decay", self.target_decay, 0, 1)
         if self.target_decay == 1:
             raise UserError("option target_decay must be < 1 (a target that never moves), got 1")
-        if not isinstance(self.ordered, bool):
-            raise UserError(f"option ordered must be true or false, got {self.ordered!r}")
+        check_flag("ordered", self.ordered)
 
 
 @register
