@@ -23,18 +23,39 @@ from diffportrait3d.training.stages import stage_class
 from diffportrait3d.training.validation import validation_batch
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def timesteps_arg(value: str) -> list[int]:
+    try:
+        ts = [int(t) for t in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timesteps wants whole numbers separated by commas, got {value!r}") from None
+    if not all(0 <= t <= 999 for t in ts):
+        raise argparse.ArgumentTypeError(f"--timesteps must lie in 0..999, got {value!r}")
+    return ts
+
+
+def positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"want a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="mini")
     ap.add_argument("--seed", type=int, default=1, help="held-out synth seed (1: the recipe's validation heads)")
-    ap.add_argument("--subjects", type=int, default=16)
-    ap.add_argument("--groups", type=int, default=2, help="groups per forward pass")
-    ap.add_argument("--timesteps", default=",".join(str(t) for t in range(50, 1000, 100)))
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--subjects", type=positive, default=16)
+    ap.add_argument("--groups", type=positive, default=2, help="groups per forward pass")
+    ap.add_argument("--timesteps", type=timesteps_arg, default=list(range(50, 1000, 100)))
+    ap.add_argument("--threads", type=positive, default=1)
     ap.add_argument("--out", default="bench_view_module_gap_out")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    timesteps = [int(t) for t in a.timesteps.split(",")]
+    timesteps = a.timesteps
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
