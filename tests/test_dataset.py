@@ -3,7 +3,6 @@
 import argparse
 import json
 import os
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -310,33 +309,3 @@ def test_ordered_view_groups(tmp_path):
     again = ViewGroupDataset(tmp_path, views=V, res=8, condition_source="none", ordered=True)
     assert draws(ds) == draws(again) == draws(again)
     assert draws(ViewGroupDataset(tmp_path, views=V, res=8, condition_source="none", ordered=True, seed=1)) != draws(ds)
-
-
-def test_carrier_hair(tmp_path, capsys):
-    """--carrier-hair P: that share of the condition images' carriers get hair of any colour, grey levels for half of
-    them (grey hair on a pale face was misread by 30 degrees and more); nothing else about them, nor the subjects,
-    changes, and P = 0 is the dataset as before the option."""
-    from cli_checks import run_bad
-    from diffportrait3d.data.synth import condition_identity
-
-    def grey_light(c):
-        return max(c) - min(c) < 0.1 and 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 0.4
-
-    assert all(condition_identity(s, 0.0) == Identity.sample(s) for s in range(100))
-    drawn = [condition_identity(s, 0.5) for s in range(400)]
-    changed = [i.hair_colour != Identity.sample(i.seed).hair_colour for i in drawn]
-    assert all(i == replace(Identity.sample(i.seed), hair_colour=i.hair_colour) for i in drawn)
-    assert 0.4 < np.mean(changed) < 0.6  # binomial sd 0.025; measured 0.48
-    portrait = np.mean([grey_light(Identity.sample(s).hair_colour) for s in range(400)])
-    assert portrait < 0.11 and np.mean([grey_light(i.hair_colour) for i in drawn]) > 0.18  # measured 0.07, 0.24
-    small = dict(subjects=2, frames=1, views=2, res=16, conditions=1)
-    synth(tmp_path / "a", SynthConfig(**small), progress=False)
-    synth(tmp_path / "b", SynthConfig(**small, carrier_hair=1.0), progress=False)
-    same = lambda rel: (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
-    views = [f"subject{i:04d}/frame00/cam{c:02d}" for i in range(2) for c in range(2)]
-    assert all(same(v + ".png") for v in views)
-    assert not any(same("conditions/" + v + "_0.png") for v in views)
-    with pytest.raises(UserError, match="other settings"):
-        synth(tmp_path / "a", SynthConfig(**small, carrier_hair=0.5), progress=False)
-    run_bad(capsys, ["synth", tmp_path / "bad", "--carrier-hair", "1.5"], "--carrier-hair 1.5", "from 0 to 1")
-    assert not (tmp_path / "bad").exists()

@@ -19,9 +19,6 @@ def add_parser(subparsers, name):
     p.add_argument("--sweep", type=float, default=0.0, metavar="DEG",
                    help="each frame's cameras along a yaw sweep with steps of DEG/3 to DEG degrees, as an orbit's "
                         "neighbouring views (training the view modules); default 0: cameras drawn independently")
-    p.add_argument("--carrier-hair", type=float, default=0.0, metavar="P",
-                   help="share of the condition images' identities whose hair colour is drawn anew (half of them grey "
-                        "levels), so the view ControlNet cannot lean on dark hair to read the camera (default 0)")
     p.add_argument("--workers", type=int, default=1, help="processes to render with (default 1)")
     p.set_defaults(func=run)
 
@@ -29,6 +26,6 @@ def add_parser(subparsers, name):
 def run(args):
     cfg = SynthConfig(subjects=args.subjects, frames=args.frames, views=args.views, res=args.res,
                       seed=args.seed, rig=args.rig, conditions=args.conditions, sweep=args.sweep,
-                      carrier_hair=args.carrier_hair, workers=args.workers)
+                      workers=args.workers)
     path = synth(args.out, cfg)
     print(f"wrote {cfg.subjects * cfg.frames * cfg.views} views of {cfg.subjects} subjects: {path}")

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,6 @@ class SynthConfig:
     pitch_std: float = 8.0  # pitch ~ N(0, pitch_std) clipped to +-20
     conditions: int = 0  # cross-identity condition renders per view, under conditions/ (0: none)
     sweep: float = 0.0  # > 0: each frame's cameras are a yaw sweep, steps uniform in [sweep/3, sweep] degrees
-    carrier_hair: float = 0.0  # share of condition identities whose hair takes any colour (see condition_identity)
     workers: int = 1
 
 
@@ -86,22 +85,6 @@ def subject_plan(cfg: SynthConfig, i: int) -> dict:
     return {"name": f"subject{i:04d}", "identity_seed": identity_seed, "frames": frames}
 
 
-def condition_identity(seed: int, any_hair: float) -> Identity:
-    """The identity carrying one condition image. A ControlNet trained on portrait-like carriers (mostly dark hair)
-    read grey hair on a pale face mirrored or 30 degrees off (docs/lab/2026-12-07-grey-carriers.md). With
-    probability `any_hair` the hair colour is drawn anew: half the time a grey level (grey, silver, white: rare in
-    the portrait palette, common among real people), else any colour of the RGB cube."""
-    identity = Identity.sample(seed)
-    rng = np.random.default_rng([seed, 0xCA])
-    if rng.random() < any_hair:
-        if rng.random() < 0.5:
-            colour = rng.uniform(0.3, 0.95) + rng.uniform(-0.03, 0.03, 3)
-        else:
-            colour = rng.uniform(0.05, 0.95, 3)
-        identity = replace(identity, hair_colour=tuple(float(v) for v in np.clip(colour, 0, 1)))
-    return identity
-
-
 def render_conditions(cfg: SynthConfig, out: Path, plan: dict, i: int) -> None:
     """out/conditions/subjectXXXX: cfg.conditions other identities at each of the subject's cameras."""
     with atomic_folder(out / "conditions" / plan["name"]) as tmp:
@@ -111,7 +94,7 @@ def render_conditions(cfg: SynthConfig, out: Path, plan: dict, i: int) -> None:
                 label = camera_label(yaw, pitch, RADIUS)
                 for k in range(cfg.conditions):
                     seed = int(np.random.default_rng([cfg.seed, i, f, c, k, 0xC0]).integers(2**31))
-                    scene = build_scene(condition_identity(seed, cfg.carrier_hair), Expression.sample(seed))
+                    scene = build_scene(Identity.sample(seed), Expression.sample(seed))
                     render_scene(scene, label, cfg.res).pil().save(tmp / f"frame{f:02d}" / f"cam{c:02d}_{k}.png")
 
 
@@ -151,7 +134,6 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, progress: bool = True) -> Pa
                                ("--workers", cfg.workers, 1, 256), ("--conditions", cfg.conditions, 0, None)):
         check_range(arg, value, lo, hi, integer=True)
     check_range("--sweep", cfg.sweep, 0, 90)
-    check_range("--carrier-hair", cfg.carrier_hair, 0, 1)
     if cfg.sweep > 0 and cfg.views > 1 and (cfg.views - 1) * cfg.sweep / 3 > 180:  # else sweep_cameras squeezes the steps
         raise UserError(f"--sweep {cfg.sweep:g} with --views {cfg.views}: {cfg.views - 1} steps of at least {cfg.sweep / 3:g} "
                         f"degrees do not fit within +-90; give --sweep <= {540 / (cfg.views - 1):g} or fewer --views")
