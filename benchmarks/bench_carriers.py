@@ -2,16 +2,18 @@
 proxy identity (`--condition-seed`); this measures, per carrier, how well the generated views land.
 
     python benchmarks/bench_carriers.py [--model mini] [--seed 1] [--subjects 6] [--carriers 0-11]
-        [--steps 20] [--noise-seeds 0,1] [--figure docs/carriers.png]
+        [--steps 20] [--noise-seeds 0,1] [--hair R,G,B] [--figure docs/carriers.png]
 
 Held-out heads of seed SEED (default 1, the recipe's validation split: choose on it, report on others)
 are rendered from their first camera to their five others, as bench_miniature_quality does, with each
 carrier in turn (same noise draws): SSIM to the truth (mean, worst) and yaw error by render-and-compare.
-The figure shows each carrier at 0 and 45 degrees beside one generated view.
+The figure shows each carrier at 0 and 45 degrees beside one generated view. --hair R,G,B (0-1) gives every
+carrier that hair colour, nothing else changed: which part of a carrier the ControlNet reads its camera from.
 """
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -19,7 +21,8 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from diffportrait3d.cameras import camera_labels
-from diffportrait3d.conditions.sources import model_condition_seed, render_conditions
+from diffportrait3d.conditions.sources import model_condition_seed
+from diffportrait3d.head import Expression, Identity, build_scene, render_scene
 from diffportrait3d.metrics.heldout import HeldoutSubject, generate_views
 from diffportrait3d.metrics.render_compare import render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
@@ -33,6 +36,22 @@ def seeds(text: str) -> list[int]:
     return [int(c) for c in text.split(",")]
 
 
+def carrier_images(labels, size: int, seed: int, hair) -> list[Image.Image]:
+    """The carrier of condition seed `seed` (as `dp3d render` draws it), its hair colour replaced when `hair` is given."""
+    identity = Identity.sample(seed)
+    if hair is not None:
+        identity = replace(identity, hair_colour=hair)
+    scene = build_scene(identity, Expression())
+    return [render_scene(scene, label, size).pil() for label in np.atleast_2d(labels)]
+
+
+def colour(text: str) -> tuple:
+    rgb = tuple(float(v) for v in text.split(","))
+    if len(rgb) != 3 or not all(0 <= v <= 1 for v in rgb):
+        raise argparse.ArgumentTypeError(f"--hair {text}: give three numbers from 0 to 1, e.g. 0.23,0.15,0.10")
+    return rgb
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="mini")
@@ -42,6 +61,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--noise-seeds", default="0,1")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hair", type=colour, default=None, help="R,G,B in 0-1: every carrier's hair colour")
     ap.add_argument("--figure", default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -55,16 +75,19 @@ def main():
         ssims, yaws = [], []
         for s in subjects:
             for n in noise:
-                gen = generate_views(pipe, s, s.angles[1:], a.steps, condition_seed=c, seed=n, views="groups")
+                labels = camera_labels(s.angles[1:, 0], s.angles[1:, 1])
+                gen = generate_views(pipe, s, s.angles[1:], a.steps, seed=n, views="groups",
+                                     conditions=carrier_images(labels, s.res, c, a.hair))
                 ssims += ssim(gen, s.images[1:]).tolist()
                 est = [render_compare_pose(g, s.render, yaws=range(-90, 91, 15), pitches=(-15, 0, 15), refine_to=2.0)[0] for g in gen]
                 yaws += np.abs(np.array(est) - s.angles[1:, 0]).tolist()
                 if s is subjects[0] and n == noise[0]:
                     first = gen[0]
         rows[c] = (np.mean(ssims), np.min(ssims), np.mean(yaws), np.median(yaws))
-        carrier = [np.asarray(im) for im in render_conditions(camera_labels([0, 45], [0, 0]), pipe.image_size, c)]
+        carrier = [np.asarray(im) for im in carrier_images(camera_labels([0, 45], [0, 0]), pipe.image_size, c, a.hair)]
         tiles.append((c, np.concatenate(carrier + [((first.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()], 1)))
-    print(f"\nheld-out seed {a.seed}, {a.subjects} subjects x 5 targets x {len(noise)} noise draws, {a.steps} steps; model {a.model}\n")
+    hair = f", every carrier's hair {a.hair}" if a.hair else ""
+    print(f"\nheld-out seed {a.seed}, {a.subjects} subjects x 5 targets x {len(noise)} noise draws, {a.steps} steps; model {a.model}{hair}\n")
     print("| carrier (condition seed) | SSIM mean | SSIM worst | yaw error mean (deg) | yaw error median |")
     print("|---|---|---|---|---|")
     for c, (m, w, y, ym) in rows.items():
