@@ -98,7 +98,7 @@ def bench_modes(args):
         md = MODES["exact" if m == NOISE_FLOOR else m]
         if md.student:
             turbo = pipe.config.get("turbo") or {}
-            setting = f"distilled student, LCM, {turbo.get('steps', md.steps)} steps, guidance {turbo.get('guidance_scale')} folded in"
+            setting = f"distilled student, {turbo.get('solver', 'lcm').upper()}, {turbo.get('steps', md.steps)} steps, guidance {turbo.get('guidance_scale')} folded in"
         else:
             setting = f"{md.solver or 'DDIM (pipeline scheduler)'}, {md.steps} steps" + (f", ref every {md.reference_every}" if md.reference_every > 1 else "")
         print(f"| {m} | {setting} | {r['wall']:.1f} | {r['cpu']:.1f} | x{e['cpu'] / r['cpu']:.2f} | {r['SSIM']:.4f} | "

@@ -10,8 +10,8 @@ The model is a preset's random weights (models/presets.py; speed and memory do n
 so nothing is downloaded), with a turbo student made as the distill stage starts one: copies of the backbone and
 its view modules registered as turbo_unet / turbo_view_modules, and a "turbo" entry in the config. Every mode runs
 its real network passes and default step count: exact 50 DDIM steps and fast 10 UniPC steps, two backbone batches
-each (guidance); turbo 4 LCM steps of one batch. Views are sampled as `dp3d render` samples them (groups of 8, the
-default view plan for more views) from a random reference, on conditions rendered along a -40..40 yaw orbit.
+each (guidance); turbo 4 DDIM steps of one batch (a guidance student, as `mini` ships). Views are sampled as
+`dp3d render` samples them (groups of 8, the default view plan for more views) from a random reference, on conditions rendered along a -40..40 yaw orbit.
 
 Each cell (mode x views x compile) is one warm-up run (which compiles, when compiled), then the median of
 --repeats runs, each between two device synchronisations; s/view = that median / views. Peak memory is
@@ -56,7 +56,7 @@ def build_pipe(preset: str, device: torch.device, dtype: torch.dtype, res: int |
     unet, view_modules = copy.deepcopy((pipe.unet, pipe.view_modules))
     pipe.register_modules(turbo_unet=unet, turbo_view_modules=view_modules)
     pipe.install_processors()
-    pipe.register_to_config(turbo=asdict(TurboConfig()))
+    pipe.register_to_config(turbo=asdict(TurboConfig(solver="ddim")))
     require_student(pipe)
     if res is not None:  # the UNets run at any latent size the down-sampling divides; sample_size sets image_size
         latent = res // pipe.vae_scale_factor

@@ -1,5 +1,5 @@
 """benchmarks/gpu_check.py (issue 38) runs on the CPU with the tiny preset: a row per mode x views with a finite,
-positive time per view, and turbo (4 LCM steps, one backbone batch) faster per view than exact (50 DDIM steps,
+positive time per view, and turbo (4 DDIM steps, one backbone batch) faster per view than exact (50 DDIM steps,
 two batches). The full-size table is for a GPU: `bash benchmarks/gpu_check.sh`."""
 
 import importlib.util

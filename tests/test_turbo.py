@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from diffusers import LCMScheduler
+from diffusers import DDIMScheduler, LCMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
@@ -34,7 +34,7 @@ from toy_data import ToySet
 torch.set_num_threads(1)
 V = 2
 # not the defaults, so that the round trip and the render show they come from the folder
-OPTIONS = DistillOptions(steps=3, guidance_scale=2.0, teacher_steps=25)
+OPTIONS = DistillOptions(steps=3, guidance_scale=2.0, teacher_steps=25, method="consistency")
 
 
 def lcm(config, teacher_steps=50) -> LCMScheduler:
@@ -157,7 +157,7 @@ def test_exact_mode_on_a_distilled_folder_is_the_teacher(tiny_pipe, distilled_pi
 def test_the_folder_round_trips_the_student_and_its_turbo_config(distilled, distilled_pipe, tmp_path):
     folder, stage = distilled
     index = json.loads((folder / "model_index.json").read_text())
-    assert index["turbo"] == {"steps": 3, "guidance_scale": 2.0, "teacher_steps": 25}
+    assert index["turbo"] == {"steps": 3, "guidance_scale": 2.0, "teacher_steps": 25, "solver": "lcm"}
     assert (folder / "turbo_unet").is_dir() and (folder / "turbo_view_modules").is_dir()
     assert states_equal(distilled_pipe.turbo_unet, stage.pipe.turbo_unet)
     assert states_equal(distilled_pipe.turbo_view_modules, stage.pipe.turbo_view_modules)
@@ -214,6 +214,7 @@ def test_web_page_offers_turbo_for_a_student_and_says_why_not_otherwise(tiny_pip
 
 @pytest.mark.parametrize("entry, words", [({"steps": 0}, "need 1 <= steps"), ({"steps": 60}, "need 1 <= steps"),
                                           ({"steps": 2.5}, "whole numbers"), ({"steps": 4, "speed": 9}, "speed"),
+                                          ({"solver": "euler"}, "solver one of lcm, ddim"),
                                           ("fast", "bad \"turbo\" entry")])
 def test_a_bad_turbo_entry_fails_at_load_in_one_line(tiny_pipe, tiny_model_dir, files, tmp_path, capsys, entry, words):
     """From a folder (before any weights load: model_folder.py) and from components, as a ColourPull entry does."""
@@ -240,6 +241,7 @@ def test_a_bad_turbo_entry_fails_at_load_in_one_line(tiny_pipe, tiny_model_dir, 
     ({"guidance_scale": -1}, "option guidance_scale must be >= 0, got -1"),
     ({"ordered": "yes"}, "option ordered must be true or false, got 'yes'"),
     ({"target_decay": 1}, "option target_decay must be < 1 (a target that never moves), got 1"),
+    ({"method": "progressive"}, "option method must be one of consistency, guidance, got 'progressive'"),
 ])
 def test_distill_options_out_of_range_exit_2_before_any_work(tiny_model_dir, tmp_path, capsys, options, message):
     out = tmp_path / "run"
@@ -297,7 +299,7 @@ def test_distill_lowers_the_validation_loss_and_leaves_the_teacher(tiny_pipe, tm
     batch's loss (val.csv: fixed items, t and noise) falls well below its step-0 value; every frozen network stays
     bitwise the same; the exported folder holds the trained student. Measured: 0.199 -> 0.145 (0.73); with batch 2,
     training seeds 0 / 1: 0.136 / 0.147 (0.68 / 0.74), the seeds' spread 0.011; lr 1e-3: 0.173, 3e-3: 0.194."""
-    stage = DistillStage(copy.deepcopy(tiny_pipe), views=V, options=DistillOptions(teacher_steps=25))
+    stage = DistillStage(copy.deepcopy(tiny_pipe), views=V, options=DistillOptions(teacher_steps=25, method="consistency"))
     frozen = [copy.deepcopy(m.state_dict()) for m in stage.frozen()]
     student = copy.deepcopy(stage.trained().state_dict())
     cfg = TrainConfig(stage="distill", data="toy", model="toy", output=str(tmp_path / "distill"), max_steps=30, batch_size=1,
@@ -312,7 +314,7 @@ def test_distill_lowers_the_validation_loss_and_leaves_the_teacher(tiny_pipe, tm
         assert all(torch.equal(v, m.state_dict()[k]) for k, v in before_state.items())
     assert not all(torch.equal(v, stage.trained().state_dict()[k]) for k, v in student.items())
     pipe = DiffPortrait3DPipeline.from_pretrained(tmp_path / "distill" / "model")
-    assert pipe.config.turbo == {"steps": 4, "guidance_scale": 3.0, "teacher_steps": 25}
+    assert pipe.config.turbo == {"steps": 4, "guidance_scale": 3.0, "teacher_steps": 25, "solver": "lcm"}
     assert states_equal(pipe.turbo_unet, stage.pipe.turbo_unet)
 
 
@@ -321,7 +323,7 @@ def test_the_target_network_is_an_ema_of_the_student_swapped_in_for_the_target_o
     the loss's target term is computed with its weights, and the student's own weights are back in place after
     the forward (the gradient and the optimiser see only them). With the target equal to the student the loss is
     the online student's (target_decay 0) to the bit."""
-    stage = DistillStage(copy.deepcopy(tiny_pipe), views=V, options=DistillOptions(target_decay=0.95))
+    stage = DistillStage(copy.deepcopy(tiny_pipe), views=V, options=DistillOptions(target_decay=0.95, method="consistency"))
     params = list(stage.trained().parameters())
     batch = {**torch.utils.data.default_collate([ToySet()[i] for i in range(2)]), "seed": torch.arange(2)}
     stage.after_step()  # the target starts as the student
@@ -342,3 +344,56 @@ def test_the_target_network_is_an_ema_of_the_student_swapped_in_for_the_target_o
         stage._target = None
         online = stage(batch)[0].item()
     assert same == online and abs(ema - online) > 1e-4 * online, (ema, same, online)
+
+
+def test_guidance_distillation_learns_the_teacher_guided_eps(tiny_pipe):
+    """Option method "guidance": the loss is the MSE between the student's noise prediction and the teacher's guided
+    one, w eps_c + (1 - w) eps_u. The student starts as the teacher's copy, so at one batch, t and noise the loss is
+    (w - 1)^2 MSE(eps_c, eps_u): 0 at w = 1, and w = 3 gives four times w = 2."""
+    batch = {**torch.utils.data.default_collate([ToySet()[i] for i in range(2)]), "seed": torch.arange(2),
+             "timestep": torch.tensor([600, 600])}
+    losses = {}
+    for w in (1.0, 2.0, 3.0):
+        stage = DistillStage(copy.deepcopy(tiny_pipe), views=V, options=DistillOptions(method="guidance", guidance_scale=w))
+        with stage.context(), torch.no_grad():
+            losses[w] = stage(batch)[0].item()
+    assert losses[1.0] < 1e-6 * losses[2.0] and losses[2.0] > 1e-5, losses
+    assert abs(losses[3.0] / losses[2.0] - 4) < 1e-3, losses
+    # and the student learns it: Adam on this one batch (deterministic gradient) halves it and more in 20 steps
+    # (the toy's guidance term is small, MSE ~1e-4: on fresh batches Adam's steps at lr 3e-4 outrun it)
+    opt = torch.optim.Adam(stage.trained().parameters(), lr=1e-4)
+    with stage.context():
+        for _ in range(20):
+            opt.zero_grad()
+            loss = stage(batch)[0]
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            after = stage(batch)[0].item()
+    print(f"guidance distillation, one batch: {losses[3.0]:.3g} -> {after:.3g}")
+    assert after < 0.5 * losses[3.0], (losses[3.0], after)
+
+
+def test_a_guidance_student_samples_with_ddim_run_by_hand(tiny_pipe, tmp_path):
+    """A folder distilled with method "guidance" (the default) samples turbo with DDIM on trailing timesteps (999
+    first), deterministic (eta 0, whatever eta is given): the student's conditional eps, one backbone batch per step,
+    equal to the bit."""
+    stage = DistillStage(copy.deepcopy(tiny_pipe), views=V, options=DistillOptions(steps=3))
+    stage.export(tmp_path / "model")
+    pipe = DiffPortrait3DPipeline.from_pretrained(tmp_path / "model")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.config.turbo["solver"] == "ddim"
+    out = render(pipe, "turbo", seed=3, eta=0.5)
+    ref, conds = inputs()
+    student = Networks(pipe.turbo_unet, pipe.reference_unet, pipe.controlnet, pipe.turbo_view_modules, pipe.reference_position)
+    sched = DDIMScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing", clip_sample=False)
+    sched.set_timesteps(3)
+    assert sched.timesteps.tolist()[0] == 999
+    with torch.no_grad():
+        cond = ViewConditions(context=pipe.prompt_embedding(), ref_latents=pipe.encode(ref), control_images=conds,
+                              guidance_scale=1.0)
+        g = torch.Generator().manual_seed(3)
+        x = randn_tensor(out.shape, generator=g)
+        for t in sched.timesteps:
+            x = sched.step(grouped_eps(student, x, t, cond, V), t, x, eta=0.0).prev_sample
+    assert torch.equal(out, x)

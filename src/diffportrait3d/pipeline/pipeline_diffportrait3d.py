@@ -165,7 +165,8 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
             (one EG3D camera per view); Gaussian noise when the model has no noise model or no labels.
         mode: "exact" (default: `self.scheduler`, the release's DDIM unless you swap it, 50 steps),
             "fast" (the recommended fast setting), "turbo" (a distilled folder's student, 4 steps, guidance folded
-            in: `guidance_scale` is ignored) or another key of pipeline.modes.MODES / a SamplingMode.
+            in: `guidance_scale` is ignored, and `eta`: its DDIM is deterministic) or another key of
+            pipeline.modes.MODES / a SamplingMode.
         num_inference_steps: None = the mode's default. eta: for schedulers that take it (DDIM).
         latents: optional initial latent x_T (N,C,h,w); step_noise: optional (steps, N, C, h, w)
             recorded noise (replays a DDIM run exactly). output_type: "pil", "pt" ([0,1]) or "latent".
@@ -187,6 +188,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         steps = (turbo.steps if turbo else mode.steps) if num_inference_steps is None else num_inference_steps
         if turbo:
             guidance_scale = 1.0  # folded into the student: one backbone batch per step
+            eta = 0.0  # a guidance student's DDIM (LCM takes none): 0.5 put SSIM outside exact's spread, 0 did not
             check_turbo_steps(turbo, steps)
         # 1. inputs
         size, device, dtype = self.image_size, self._execution_device, self.unet.dtype

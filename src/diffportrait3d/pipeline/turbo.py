@@ -1,21 +1,25 @@
-"""Turbo mode: a few-step student distilled from the model (training/stages/distill.py), sampled as a latent
-consistency model (Luo et al. 2023) with diffusers' LCMScheduler.
+"""Turbo mode: a few-step student distilled from the model (training/stages/distill.py), with the teacher's
+classifier-free guidance folded in, so each step is one backbone batch (the conditional half).
 
 A distilled model folder holds the student beside the teacher (turbo_unet/, turbo_view_modules/) and says how it
-samples in model_index.json: "turbo": {"steps": 4, "guidance_scale": 3.0, "teacher_steps": 50}. The teacher's
-classifier-free guidance is folded into the student, so each step is one backbone batch (the conditional half).
+samples in model_index.json: "turbo": {"steps": 4, "guidance_scale": 3.0, "teacher_steps": 50, "solver": "lcm"}.
+"lcm": a latent consistency model (Luo et al. 2023) with diffusers' LCMScheduler; "ddim": a student of the guided
+noise prediction itself (guidance distillation, Meng et al. 2023), stepped by deterministic DDIM on "trailing"
+timesteps. On the miniature model the consistency student had not learned the guidance, which carries the camera at
+few steps (yaw error 16 deg at 4 steps with any sampler); the guidance student keeps it (docs/lab/2026-12-07-turbo-three.md).
 """
 
 from dataclasses import dataclass
 
 import torch
-from diffusers import LCMScheduler
+from diffusers import DDIMScheduler, LCMScheduler
 from diffusers.schedulers.scheduling_lcm import LCMSchedulerOutput
 
 from ..errors import UserError
 
 
 STUDENT = ("turbo_unet", "turbo_view_modules")  # the student's components in a distilled folder
+SOLVERS = ("lcm", "ddim")
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class TurboConfig:
     steps: int = 4              # default step count of --mode turbo
     guidance_scale: float = 3.0  # the teacher's guidance the student learned to reproduce (folded in)
     teacher_steps: int = 50      # the teacher's DDIM grid (k = 1000 / teacher_steps) the consistency function lives on
+    solver: str = "lcm"          # "lcm": a consistency student; "ddim": a guided-noise student (see above)
 
     @classmethod
     def from_config(cls, value: dict | None) -> "TurboConfig":
@@ -32,9 +37,10 @@ class TurboConfig:
             raise UserError(f"model_index.json: bad \"turbo\" entry {value!r} ({e})") from None
         typed = (all(isinstance(n, int) and not isinstance(n, bool) for n in (cfg.steps, cfg.teacher_steps))
                  and isinstance(cfg.guidance_scale, (int, float)) and not isinstance(cfg.guidance_scale, bool))
-        if not typed or not 1 <= cfg.steps <= cfg.teacher_steps or cfg.guidance_scale < 0 or not 1 <= cfg.teacher_steps <= 1000:
+        if (not typed or not 1 <= cfg.steps <= cfg.teacher_steps or cfg.guidance_scale < 0 or not 1 <= cfg.teacher_steps <= 1000
+                or cfg.solver not in SOLVERS):
             raise UserError(f"model_index.json: bad \"turbo\" entry {value!r}: need 1 <= steps <= teacher_steps <= 1000, "
-                            "guidance_scale >= 0, steps whole numbers")
+                            f"guidance_scale >= 0, steps whole numbers, solver one of {', '.join(SOLVERS)}")
         return cfg
 
 
@@ -58,8 +64,10 @@ class LCMStepNoise(LCMScheduler):
         return out if return_dict else (out.prev_sample, out.denoised)
 
 
-def turbo_scheduler(config, turbo: TurboConfig) -> LCMStepNoise:
+def turbo_scheduler(config, turbo: TurboConfig) -> LCMStepNoise | DDIMScheduler:
     """The student's sampler, on the teacher scheduler's noise schedule."""
+    if turbo.solver == "ddim":  # "trailing": the first step at t = 999, where the 3D-aware initial latent is taken
+        return DDIMScheduler.from_config(config, timestep_spacing="trailing", clip_sample=False, thresholding=False)
     return LCMStepNoise.from_config(config, original_inference_steps=turbo.teacher_steps, clip_sample=False,
                                     thresholding=False, timestep_scaling=10.0)
 

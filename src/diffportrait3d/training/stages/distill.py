@@ -1,5 +1,6 @@
-"""`distill` stage: a few-step student of a whole DiffPortrait3D model (issue 38), by latent consistency
-distillation (Luo et al. 2023, "Latent Consistency Models") with the teacher's guidance folded in.
+"""`distill` stage: a few-step student of a whole DiffPortrait3D model (issue 38), the teacher's guidance folded in:
+by guidance distillation (the default, see option `method` below) or latent consistency distillation (Luo et al.
+2023, "Latent Consistency Models"), as follows.
 
 Student: copies of the backbone and its view modules (turbo_unet, turbo_view_modules), reading the teacher's frozen
 reference UNet, view ControlNet and position bias. For a group of views at a timestep t of the teacher's DDIM grid
@@ -9,6 +10,11 @@ function f(x, t) = c_skip(t) x + c_out(t) x0(x, eps_student) at (x_t, t) learns 
 or, with option `target_decay` (LCM's 0.95), by an EMA of it. Both points then map to one clean latent: the end of
 the teacher's guided trajectory, so the student samples in a few LCM steps with one backbone batch each
 (pipeline/turbo.py).
+
+Option `method` "guidance" (the default) trains instead the student's noise prediction at (x_t, t), t anywhere in
+0..999, to the teacher's guided one (guidance distillation, Meng et al. 2023, its first stage): the student then
+samples with DDIM in a few steps (pipeline/turbo.py), one backbone batch each. On the miniature model the consistency
+student lost the camera at 4 LCM steps (yaw error 16 deg) and the guidance student kept it (docs/lab/2026-12-07-turbo-three.md).
 
 Data: references and condition images; the targets' latents only set where x_t starts (a user without multi-view
 captures can give the reference as the target). The exported folder is the teacher's with the student beside it
@@ -30,6 +36,9 @@ from .base import check_flag, check_option, generators, register
 from .diffportrait3d import DiffPortrait3DStage
 
 
+METHODS = {"consistency": "lcm", "guidance": "ddim"}  # distillation -> the turbo sampler it trains for
+
+
 @dataclass
 class DistillOptions:
     guidance_scale: float = 3.0  # the teacher's guidance, folded into the student
@@ -38,6 +47,7 @@ class DistillOptions:
     huber_c: float = 0.001       # pseudo-Huber loss scale (LCM's), in latent units
     ordered: bool = True         # groups of views neighbouring in yaw, an orbit's (ViewGroupDataset)
     target_decay: float = 0.0    # > 0: the target network is an EMA of the student (LCM's 0.95); 0: the online student
+    method: str = "guidance"     # the student learns the teacher's guided noise prediction (DDIM turbo); "consistency": LCM
 
     def __post_init__(self):
         # in the options' own words (TurboConfig's check speaks of model_index.json, where these numbers end up)
@@ -52,6 +62,8 @@ class DistillOptions:
         if self.target_decay == 1:
             raise UserError("option target_decay must be < 1 (a target that never moves), got 1")
         check_flag("ordered", self.ordered)
+        if self.method not in METHODS:
+            raise UserError(f"option method must be one of {', '.join(METHODS)}, got {self.method!r}")
 
 
 @register
@@ -68,8 +80,8 @@ class DistillStage(DiffPortrait3DStage):
             pipe.install_processors()
         super().__init__(pipe, options=options, **kw)
         self.turbo_unet, self.turbo_view_modules = pipe.turbo_unet, pipe.turbo_view_modules
-        self.turbo = TurboConfig(options.steps, options.guidance_scale, options.teacher_steps)
-        self.lcm = turbo_scheduler(pipe.scheduler.config, self.turbo)
+        self.turbo = TurboConfig(options.steps, options.guidance_scale, options.teacher_steps, METHODS[options.method])
+        self.lcm = turbo_scheduler(pipe.scheduler.config, replace(self.turbo, solver="lcm"))  # its boundary scalings
         self._target = None  # the target network's weights, from the first after_step on
 
     def after_step(self):
@@ -117,6 +129,12 @@ class DistillStage(DiffPortrait3DStage):
             idx = torch.cat([torch.randint(0, self.turbo.teacher_steps, (1,), generator=g) for g in gens])
         return (idx + 1) * k - 1
 
+    def _uniform_t(self, batch, gens) -> torch.Tensor:
+        """One timestep per group, uniform in 0..999 (validation: its fixed t)."""
+        if "timestep" in batch:
+            return torch.as_tensor(batch["timestep"]).reshape(-1).long()
+        return torch.cat([torch.randint(0, self.lcm.config.num_train_timesteps, (1,), generator=g) for g in gens])
+
     def _consistency(self, x, t, eps):
         """f(x, t): LCMScheduler's boundary scalings on its x0 prediction, as turbo sampling computes it."""
         a = self.lcm.alphas_cumprod.to(x)[t].view(-1, 1, 1, 1)
@@ -134,7 +152,8 @@ class DistillStage(DiffPortrait3DStage):
         gens = generators(batch)
         z_ref = self._latents(ref, ref_views, gens)
         z0 = self._latents(target, target_views, generators(batch, v))
-        t = self._grid(batch, gens).repeat_interleave(v)
+        guidance = self.opts.method == "guidance"
+        t = (self._uniform_t(batch, gens) if guidance else self._grid(batch, gens)).repeat_interleave(v)
         noise = torch.cat([torch.randn((v, *z0.shape[1:]), generator=g) for g in gens]).to(z0)
         ac = self.lcm.alphas_cumprod.to(z0)
         x_t = q_sample(z0, noise, ac, t)
@@ -144,6 +163,11 @@ class DistillStage(DiffPortrait3DStage):
             read, res = self._conditioning(nets, z_ref, x_t, t, ctx, cond, batch)
             eps_c = backbone_eps(nets, x_t, t, ctx, v, read, res)
             eps_w = eps_c if w == 1.0 else backbone_eps(nets, x_t, t, ctx, v) * (1 - w) + w * eps_c
+        if guidance:
+            own = replace(read, bank=ReferenceBank(read.bank))  # the student's own keys and values (below)
+            loss = torch.nn.functional.mse_loss(backbone_eps(student, x_t, t, ctx, v, own, res).float(), eps_w.float())
+            return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
+        with torch.no_grad():
             a, a_prev = ac[t].view(-1, 1, 1, 1), ac[t_prev].view(-1, 1, 1, 1)
             x_prev = a_prev.sqrt() * (x_t - (1 - a).sqrt() * eps_w) / a.sqrt() + (1 - a_prev).sqrt() * eps_w  # DDIM, eta 0
             read_prev, res_prev = self._conditioning(nets, z_ref, x_prev, t_prev, ctx, cond, batch)
