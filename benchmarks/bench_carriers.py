@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from diffportrait3d.cameras import camera_labels
-from diffportrait3d.conditions.sources import model_condition_seed
-from diffportrait3d.head import Expression, Identity, build_scene, render_scene
+from diffportrait3d.conditions.sources import model_condition_seed, render_carrier
+from diffportrait3d.head import Identity
 from diffportrait3d.metrics.heldout import HeldoutSubject, generate_views
 from diffportrait3d.metrics.render_compare import render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
@@ -39,10 +39,7 @@ def seeds(text: str) -> list[int]:
 def carrier_images(labels, size: int, seed: int, hair) -> list[Image.Image]:
     """The carrier of condition seed `seed` (as `dp3d render` draws it), its hair colour replaced when `hair` is given."""
     identity = Identity.sample(seed)
-    if hair is not None:
-        identity = replace(identity, hair_colour=hair)
-    scene = build_scene(identity, Expression())
-    return [render_scene(scene, label, size).pil() for label in np.atleast_2d(labels)]
+    return render_carrier(identity if hair is None else replace(identity, hair_colour=hair), labels, size)
 
 
 def colour(text: str) -> tuple:

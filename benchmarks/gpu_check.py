@@ -11,7 +11,8 @@ so nothing is downloaded), with a turbo student made as the distill stage starts
 its view modules registered as turbo_unet / turbo_view_modules, and a "turbo" entry in the config. Every mode runs
 its real network passes and default step count: exact 50 DDIM steps and fast 10 UniPC steps, two backbone batches
 each (guidance); turbo 4 DDIM steps of one batch (a guidance student, as `mini` ships). Views are sampled as
-`dp3d render` samples them (groups of 8, the default view plan for more views) from a random reference, on conditions rendered along a -40..40 yaw orbit.
+`dp3d render` samples them (groups of 8, the default view plan for more views) from a random reference, on
+conditions rendered along a -40..40 yaw orbit.
 
 Each cell (mode x views x compile) is one warm-up run (which compiles, when compiled), then the median of
 --repeats runs, each between two device synchronisations; s/view = that median / views. Peak memory is

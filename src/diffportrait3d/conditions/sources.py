@@ -82,7 +82,12 @@ def render_conditions(labels, size: int, condition_seed: int | None = None) -> l
     """The proxy identity of `condition_seed` (None: RENDERER_CONDITION_SEED), neutral expression, rendered at each label."""
     if size < 8:
         raise UserError(f"condition size must be at least 8 pixels, got {size}")
-    scene = build_scene(Identity.sample(RENDERER_CONDITION_SEED if condition_seed is None else condition_seed), Expression())
+    return render_carrier(Identity.sample(RENDERER_CONDITION_SEED if condition_seed is None else condition_seed), labels, size)
+
+
+def render_carrier(identity: Identity, labels, size: int) -> list[Image.Image]:
+    """`identity`, neutral expression, rendered at each label (any carrier: e.g. a seed's with its hair recoloured)."""
+    scene = build_scene(identity, Expression())
     return [render_scene(scene, check_label(label), size).pil() for label in np.atleast_2d(labels)]
 
 

@@ -158,15 +158,17 @@ class DistillStage(DiffPortrait3DStage):
         ac = self.lcm.alphas_cumprod.to(z0)
         x_t = q_sample(z0, noise, ac, t)
         ctx = self.prompt_embedding(x_t.shape[0]).to(x_t)
-        t_prev = (t - 1000 // self.turbo.teacher_steps).clamp(min=0)
         with torch.no_grad():
             read, res = self._conditioning(nets, z_ref, x_t, t, ctx, cond, batch)
             eps_c = backbone_eps(nets, x_t, t, ctx, v, read, res)
             eps_w = eps_c if w == 1.0 else backbone_eps(nets, x_t, t, ctx, v) * (1 - w) + w * eps_c
+        # a bank of its own: a bank keeps the keys and values of its first reader (the teacher, above), and the
+        # student must read the reference through its own W_K, W_V, as it does when it samples
+        own = replace(read, bank=ReferenceBank(read.bank))
         if guidance:
-            own = replace(read, bank=ReferenceBank(read.bank))  # the student's own keys and values (below)
             loss = torch.nn.functional.mse_loss(backbone_eps(student, x_t, t, ctx, v, own, res).float(), eps_w.float())
             return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
+        t_prev = (t - 1000 // self.turbo.teacher_steps).clamp(min=0)
         with torch.no_grad():
             a, a_prev = ac[t].view(-1, 1, 1, 1), ac[t_prev].view(-1, 1, 1, 1)
             x_prev = a_prev.sqrt() * (x_t - (1 - a).sqrt() * eps_w) / a.sqrt() + (1 - a_prev).sqrt() * eps_w  # DDIM, eta 0
@@ -174,9 +176,6 @@ class DistillStage(DiffPortrait3DStage):
             with self._target_weights():
                 eps_target = backbone_eps(student, x_prev, t_prev, ctx, v, read_prev, res_prev)
             target_f = self._consistency(x_prev, t_prev, eps_target)
-        # a bank of its own: a bank keeps the keys and values of its first reader (the teacher, above), and the
-        # student must read the reference through its own W_K, W_V, as it does when it samples
-        own = replace(read, bank=ReferenceBank(read.bank))
         pred_f = self._consistency(x_t, t, backbone_eps(student, x_t, t, ctx, v, own, res))
         c = self.opts.huber_c
         loss = (torch.sqrt((pred_f.float() - target_f.float()) ** 2 + c * c) - c).mean()
