@@ -74,6 +74,7 @@ from bench_miniature_quality import (ORBIT, gallery_at, gallery_identities, orbi
 
 from diffportrait3d.atomic import atomic_folder  # noqa: E402
 from diffportrait3d.cameras import camera_labels  # noqa: E402
+from diffportrait3d.cli.main import OneLineParser  # noqa: E402
 from diffportrait3d.conditions.sources import model_condition_seed  # noqa: E402
 from diffportrait3d.errors import UserError  # noqa: E402
 from diffportrait3d.media import grid, tensor_to_pil  # noqa: E402
@@ -179,11 +180,6 @@ ROW_KEYS = tuple(ROWS) + ("carriers",)
 
 
 # -- arguments --------------------------------------------------------------------------------------------------
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def int_list(text: str, what: str) -> list[int]:
     """'0,1' or '0-7' (or a mix: '0-3,7') -> distinct non-negative integers, in order."""
     out = []
@@ -209,7 +205,7 @@ def names(text: str, allowed, what: str) -> list[str]:
 
 
 def parse_args(argv=None):
-    ap = Parser(prog="bench_ablations.py", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="bench_ablations.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", help="model folder, hub id or mini (default); repeat to compare models")
     ap.add_argument("--identity-seed", "--seed", dest="seed", type=int, default=1000,
                     help="held-out identities' dataset seed (the shipped model trained on 0; 4000 is kept for a final report)")

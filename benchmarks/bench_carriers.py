@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from diffportrait3d.cameras import camera_labels
+from diffportrait3d.cli.main import OneLineParser
 from diffportrait3d.conditions.sources import model_condition_seed, render_carrier
 from diffportrait3d.head import Identity
 from diffportrait3d.metrics.heldout import HeldoutSubject, generate_views
@@ -50,7 +51,7 @@ def colour(text: str) -> tuple:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="mini")
     ap.add_argument("--seed", type=int, default=1, help="held-out dataset seed (1: the recipe's validation heads)")
     ap.add_argument("--subjects", type=int, default=6)

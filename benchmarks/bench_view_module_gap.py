@@ -17,15 +17,11 @@ from pathlib import Path
 
 import torch
 
+from diffportrait3d.cli.main import OneLineParser
 from diffportrait3d.data.synth import SynthConfig, synth
 from diffportrait3d.training.config import TrainConfig
 from diffportrait3d.training.stages import stage_class
 from diffportrait3d.training.validation import validation_batch
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def timesteps_arg(value: str) -> list[int]:
@@ -45,7 +41,7 @@ def positive(value: str) -> int:
 
 
 def main():
-    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="mini")
     ap.add_argument("--seed", type=int, default=1, help="held-out synth seed (1: the recipe's validation heads)")
     ap.add_argument("--subjects", type=positive, default=16)
