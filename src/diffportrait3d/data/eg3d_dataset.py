@@ -33,7 +33,6 @@ from ..cameras.eg3d import label_to_angles
 from ..head import Expression, Identity, render_head
 from ..errors import UserError
 from ..media import image_to_tensor
-from .carrier_twins import render_twins
 from .eg3d_index import EG3DIndex
 
 logger = logging.getLogger(__name__)
@@ -115,13 +114,9 @@ def _prerendered(folder: Path) -> dict[str, list[Path]]:
 class PairDataset(_EG3DBase):
     """(reference, target, condition) of one subject/frame; see the module docstring."""
 
-    def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0, same_view: float = 0.0,
-                 carrier_twins: float = 0.0, **kw):
+    def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0, same_view: float = 0.0, **kw):
         super().__init__(root, res, condition_source, seed, **kw)
         self.same_view = same_view  # fraction of pairs whose reference IS the target (reconstruction pairs)
-        # fraction of items whose condition is rendered with a twin (data/carrier_twins.py) as "condition_twin";
-        # the others carry their condition again there (so batches collate)
-        self.carrier_twins = carrier_twins
         self.targets = [v for idx in self.index.groups.values() if len(idx) >= 2 for v in idx]
         if not self.targets:
             raise UserError(f"{self.index.root}: no subject/frame has two or more views, so there are no training pairs")
@@ -144,10 +139,6 @@ class PairDataset(_EG3DBase):
                     "target_label": self._label(t), "subject": self.index.views[t].subject, "frame": self.index.views[t].frame}
             if self.condition_source != "none":
                 item["condition"] = self._condition(t, rng)
-            if self.carrier_twins > 0:  # no draw at 0: older runs stay bitwise
-                twins = rng.random() < self.carrier_twins
-                item["condition"], item["condition_twin"] = (render_twins(self.index.views[t].label, self.res, rng) if twins
-                                                             else (item["condition"], item["condition"]))
             return item
         raise RuntimeError(f"{MAX_TRIES} draws in a row hit unreadable images ({self.bad_files} bad so far); check the dataset")
 

@@ -70,27 +70,17 @@ class ReferenceOptions(PairOptions):
 @dataclass
 class ViewOptions(PairOptions):
     condition_jitter: float = 0.0  # 0-1: the carriers' colours drawn anew per sample (training/condition_jitter.py)
-    # share of samples whose carrier comes with a hair-recoloured twin (data/carrier_twins.py); the twin's residuals
-    # are pulled to the carrier's (twin_weight x their squared difference over the carrier's own squared residuals)
-    carrier_twins: float = 0.0
-    twin_weight: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
         check_option("condition_jitter", self.condition_jitter, 0, 1)
-        check_option("carrier_twins", self.carrier_twins, 0, 1)
-        check_option("twin_weight", self.twin_weight, 0)
 
 
 @dataclass
 class GroupOptions:
     ordered: bool = False  # true: groups are views neighbouring in yaw, in yaw order (an orbit's), else random
-    # share of training groups denoised without the reference (the base's unconditional mode): there the group's other
-    # views are the only source of what the views share, which the view modules must then carry (validation keeps it)
-    reference_dropout: float = 0.0
 
     def __post_init__(self):
-        check_option("reference_dropout", self.reference_dropout, 0, 1)
         check_flag("ordered", self.ordered)
 
 
@@ -143,8 +133,7 @@ class DiffPortrait3DStage(Stage):
         # stage 1 has no view control: condition images for it would be wasted time
         source = cfg.condition_source if self.control else "none"
         return Mapped(PairDataset(cfg.data, res=cfg.resolution or self.resolution, condition_source=source, seed=cfg.seed,
-                                  same_view=self.opts.same_view, carrier_twins=getattr(self.opts, "carrier_twins", 0.0)),
-                      tensors_only)
+                                  same_view=self.opts.same_view), tensors_only)
 
     def frozen(self):
         return [m for m in (self.vae, self.unet, self.reference, self.controlnet, self.view_modules, self.prompt_embedding)
@@ -188,14 +177,11 @@ class DiffPortrait3DStage(Stage):
         z0 = self._latents(target, target_views, generators(batch, v))
         x_t, t, noise = self.noiser(z0, generators(batch), group=v, timesteps=batch.get("timestep"))
         jitter = getattr(self.opts, "condition_jitter", 0.0)
-        twin = batch.get("condition_twin") if "timestep" not in batch else None
         if jitter and cond is not None and "timestep" not in batch:  # validation (fixed t) reads the carriers as they are
-            seeds = batch["seed"].repeat_interleave(v).tolist()
-            cond = jitter_conditions(cond, seeds, jitter)
-            twin = jitter_conditions(twin, seeds, jitter) if twin is not None else None  # the same draw: only hair differs
+            cond = jitter_conditions(cond, batch["seed"].repeat_interleave(v).tolist(), jitter)
         ctx = self.prompt_embedding(x_t.shape[0]).to(x_t)
         read = None
-        if not (off and self.trained() is self.reference) and not self._drop_reference(batch):
+        if not (off and self.trained() is self.reference):
             with torch.set_grad_enabled(self.trained() is self.reference):
                 # the reference sees the clean latent at the same timestep as the target
                 bank = reference_bank(nets, z_ref, t[::v], ctx[: z_ref.shape[0]])
@@ -213,33 +199,7 @@ class DiffPortrait3DStage(Stage):
             if modules_off:
                 self.view_modules.attach(self.unet)
         loss = epsilon_loss(eps, noise, self.noiser.alphas_cumprod, t, self.snr_gamma, self.snr_floor)
-        logs = {"loss": loss.item(), "t_mean": t.float().mean().item()}
-        if res is not None and twin is not None and not off:
-            apart = self._twin_loss(nets, x_t, t, ctx, cond, twin.to(x_t), res)
-            if apart is not None:
-                loss = loss + self.opts.twin_weight * apart
-                logs["twin"] = apart.item()
-        return loss, logs
-
-    def _twin_loss(self, nets, x_t, t, ctx, cond, twin, res):
-        """How far the twins' residuals are from their carriers' (held fixed), relative to the carriers' own size,
-        averaged over the ControlNet's outputs; None when no row of the batch has a twin."""
-        rows = (twin != cond).flatten(1).any(1)
-        if not rows.any():
-            return None
-        down, mid = control_residuals(nets, x_t[rows], t[rows], ctx[rows], twin[rows])
-        outs = [*res[0], res[1]]
-        return torch.stack([(b - a[rows].detach()).pow(2).mean() / a[rows].detach().pow(2).mean().clamp_min(1e-8)
-                            for a, b in zip(outs, [*down, mid])]).mean()
-
-    def _drop_reference(self, batch) -> bool:
-        """Whether this training batch goes without the reference (option reference_dropout; drawn from its first
-        sample's seed, so a resumed run draws the same; validation batches, with fixed timesteps, never)."""
-        p = getattr(self.opts, "reference_dropout", 0.0)
-        if not p or "timestep" in batch:
-            return False
-        g = torch.Generator().manual_seed(int(batch["seed"].reshape(-1)[0]) + 0x0D20)
-        return torch.rand((), generator=g).item() < p
+        return loss, {"loss": loss.item(), "t_mean": t.float().mean().item()}
 
     @torch.no_grad()
     def samples(self, batch, steps):
