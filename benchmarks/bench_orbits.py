@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from diffportrait3d.cameras import camera_label, make_trajectory
-from diffportrait3d.conditions.sources import model_condition_seed, render_conditions
+from diffportrait3d.conditions.sources import model_carrier_style, model_condition_seed, render_conditions
 from diffportrait3d.head import Expression, Identity, build_scene, render_scene
 from diffportrait3d.media import grid, image_to_tensor, save_image, tensor_to_pil
 from diffportrait3d.metrics.orbit import orbit_metrics
@@ -65,7 +65,7 @@ def main():
     rows, sheets = {}, {}
     for pname, (traj, closed) in paths(args.views).items():
         labels = traj.labels
-        conds = render_conditions(labels, size, model_condition_seed(pipe))  # the model's carrier, as `dp3d render`
+        conds = render_conditions(labels, size, model_condition_seed(pipe), model_carrier_style(pipe))  # the model's carrier, as `dp3d render`
         for i, ident in enumerate(ids):
             scene = build_scene(Identity.sample(ident), Expression())
             ref = image_to_tensor(render_scene(scene, camera_label(0.0, 0.0), size).pil())

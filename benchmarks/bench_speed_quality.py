@@ -29,7 +29,7 @@ import torch
 
 from diffportrait3d.cameras import camera_labels
 from diffportrait3d.head import Expression, Identity, build_scene
-from diffportrait3d.conditions.sources import model_condition_seed, render_conditions
+from diffportrait3d.conditions.sources import model_carrier_style, model_condition_seed, render_conditions
 from diffportrait3d.metrics.heldout import HeldoutSubject, view_change
 from diffportrait3d.metrics.render_compare import identity_retrieval, render_compare_pose
 from diffportrait3d.metrics.ssim import ssim
@@ -79,7 +79,7 @@ def bench_modes(args):
     yaws = np.linspace(-45, 45, args.views)
     rng = np.random.default_rng(args.seed)
     orbits = [Orbit(args.seed, i, yaws, rng) for i in range(args.identities)]
-    conds = render_conditions(orbits[0].labels, pipe.image_size, model_condition_seed(pipe))  # as `dp3d render` draws them
+    conds = render_conditions(orbits[0].labels, pipe.image_size, model_condition_seed(pipe), model_carrier_style(pipe))  # as `dp3d render` draws them
     modes = args.modes.split(",") + ([NOISE_FLOOR] if args.noise_floor else [])
     rows = {m: [] for m in modes}
     for i, orbit in enumerate(orbits):

@@ -75,10 +75,11 @@ def test_synth_resumes_and_checks_settings(synth_dir, tmp_path):
 def test_synth_cli(tmp_path):
     parser = argparse.ArgumentParser()
     synth_cli.add_parser(parser.add_subparsers(), "synth")
-    args = parser.parse_args(["synth", str(tmp_path / "d"), "--subjects", "2", "--views", "2", "--res", "24", "--rig"])
+    args = parser.parse_args(["synth", str(tmp_path / "d"), "--subjects", "2", "--views", "2", "--res", "24", "--rig",
+                              "--carrier-style", "clay"])
     args.func(args)
     labels = json.loads((tmp_path / "d" / "dataset.json").read_text())["labels"]
-    assert len(labels) == 4
+    assert len(labels) == 4 and json.loads((tmp_path / "d" / "synth.json").read_text())["carrier_style"] == "clay"
     assert np.allclose(labels[0][1], labels[2][1])  # --rig: subjects share cameras
 
 
@@ -309,3 +310,27 @@ def test_ordered_view_groups(tmp_path):
     again = ViewGroupDataset(tmp_path, views=V, res=8, condition_source="none", ordered=True)
     assert draws(ds) == draws(again) == draws(again)
     assert draws(ViewGroupDataset(tmp_path, views=V, res=8, condition_source="none", ordered=True, seed=1)) != draws(ds)
+
+
+def test_clay_carriers_from_synth_and_from_the_renderer(tmp_path):
+    """synth --carrier-style clay draws its condition images in clay (bitwise the renderer's), says so in
+    synth.json, and a dataset asked for another style refuses them in one line; the "render" source draws clay."""
+    small = SynthConfig(subjects=1, frames=1, views=2, res=24, seed=3, conditions=1, carrier_style="clay")
+    synth(tmp_path / "d", small, progress=False)
+    assert json.loads((tmp_path / "d" / "synth.json").read_text())["carrier_style"] == "clay"
+    from diffportrait3d.cameras import RADIUS
+    from diffportrait3d.data.synth import subject_plan
+
+    yaw, pitch = subject_plan(small, 0)["frames"][0]["cameras"][1]
+    seed = int(np.random.default_rng([3, 0, 0, 1, 0, 0xC0]).integers(2**31))
+    want = render_head(Identity.sample(seed), camera_label(yaw, pitch, RADIUS), 24, expression=Expression.sample(seed), style="clay")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "d/conditions/subject0000/frame00/cam01_0.png")), want.image)
+    assert PairDataset(tmp_path / "d", res=24, condition_source="folder", carrier_style="clay")[0]["condition"].shape == (3, 24, 24)
+    with pytest.raises(UserError, match="--carrier-style colour"):
+        PairDataset(tmp_path / "d", res=24, condition_source="folder")
+    with pytest.raises(UserError, match="carrier-style"):
+        synth(tmp_path / "e", SynthConfig(subjects=1, views=2, res=24, carrier_style="plastic"), progress=False)
+    cond = PairDataset(tmp_path / "d", res=24, condition_source="render", carrier_style="clay")[1]["condition"]
+    assert torch.equal(cond[0], cond[1]) and torch.equal(cond[1], cond[2])  # grey: the clay style
+    cond = PairDataset(tmp_path / "d", res=24, condition_source="render")[1]["condition"]
+    assert not torch.equal(cond[0], cond[2])

@@ -118,3 +118,30 @@ def test_light_changes_shading_not_geometry():
     cols = np.nonzero(left.parts == PART["skin"])[1]
     # light from the subject's right (-x) brightens the image-left side of the face
     assert lum(left)[cols < 24].mean() > lum(right)[cols < 24].mean() + 10
+
+
+def test_clay_draws_the_shape_alone():
+    """The clay style (a camera carrier whose colours cannot be misread): the same geometry as the colour render
+    (mask and depth bitwise), grey everywhere, a flat backdrop, and nothing of the identity's colours or light;
+    another head shape still changes it."""
+    from dataclasses import replace
+
+    from diffportrait3d.head.shading import CLAY_BACKDROP
+
+    idt = Identity.sample(2)
+    recoloured = replace(idt, skin=(0.3, 0.2, 0.1), hair_colour=(0.9, 0.1, 0.1), lip_tint=(0.1, 0.9, 0.1),
+                         iris=(0.9, 0.9, 0.1), clothes=(0.1, 0.1, 0.9), background_top=(1.0, 1.0, 0.0),
+                         background_bottom=(0.0, 1.0, 1.0), light_azimuth=-1.0, light_elevation=0.1, ambient=0.45)
+    label = camera_label(30, 5)
+    colour, clay = render_head(idt, label, 48), render_head(idt, label, 48, style="clay")
+    assert np.array_equal(clay.mask, colour.mask) and np.array_equal(clay.depth, colour.depth)
+    assert np.array_equal(clay.image, render_head(recoloured, label, 48, style="clay").image)
+    assert not np.array_equal(colour.image, render_head(recoloured, label, 48).image)  # the colours did change
+    img = clay.image.astype(int)
+    assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])  # grey
+    assert np.all(img[clay.mask == 0] == round(CLAY_BACKDROP[0] * 255))
+    assert img[clay.mask == 1].std() > 15  # shaded, not a silhouette
+    other = render_head(Identity.sample(6), label, 48, style="clay")
+    assert np.abs(other.image.astype(int) - img).mean() > 3
+    with pytest.raises(ValueError, match="style"):
+        render_head(idt, label, 48, style="plastic")

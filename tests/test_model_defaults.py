@@ -5,6 +5,7 @@ release: tests/test_converted_release.py.)"""
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from diffportrait3d.app import RenderSettings
@@ -53,3 +54,35 @@ def test_dp3d_conditions_draws_the_model_carrier(tiny_model_dir, tmp_path):
         out = tmp_path / f"{seed}"
         assert main(["conditions", "--yaw=-30:30", "--views", "2", "--res", "32", "--model", model, *extra, "-o", str(out)]) == 0
         assert _same([Image.open(out / f"view_{i:03d}.png") for i in range(2)], render_conditions(labels, 32, seed))
+
+
+def test_a_clay_trained_controlnet_gets_clay_carriers(tiny_pipe, tmp_path):
+    """The view stage's carrier_style is saved with the model, and everything that draws its carriers reads it:
+    `dp3d render`'s conditions, `dp3d conditions`, the next stage's rendered carriers; a bad style is one line."""
+    import copy
+
+    from diffportrait3d.errors import UserError
+    from diffportrait3d.training.stages import stage_class
+    from diffportrait3d.training.stages.diffportrait3d import ViewOptions
+
+    stage = stage_class("view")(copy.deepcopy(tiny_pipe), options=ViewOptions(carrier_style="clay"))
+    stage.export(tmp_path / "m")
+    assert read_model_index(tmp_path / "m")["carrier_style"] == "clay"
+    pipe = load_pipeline(str(tmp_path / "m"), "cpu")
+    labels = make_trajectory("-30:30", "0", 2, "orbit").labels
+    drawn, _ = make_conditions(RenderSettings(views=2, yaw="-30:30"), 32, pipe)
+    assert _same(drawn, render_conditions(labels, 32, 0, "clay")) and not _same(drawn, render_conditions(labels, 32, 0))
+    assert main(["conditions", "--yaw=-30:30", "--views", "2", "--res", "32", "--model", str(tmp_path / "m"),
+                 "-o", str(tmp_path / "c")]) == 0
+    assert _same([Image.open(tmp_path / "c" / f"view_{i:03d}.png") for i in range(2)], drawn)
+    from diffportrait3d.data.synth import SynthConfig, synth
+    from diffportrait3d.training.config import TrainConfig
+
+    synth(tmp_path / "d", SynthConfig(subjects=1, views=2, res=32), progress=False)
+    for name, grey in (("consistency", True), ("view", False)):  # the next stage draws the model's style; a new view
+        stage = stage_class(name)(copy.deepcopy(pipe), views=2)  # stage (option default: colour) its own
+        item = stage.dataset(TrainConfig(stage=name, data=str(tmp_path / "d"), views=2))[0]
+        cond = item["condition"] if "condition" in item else item["conditions"][0]
+        assert (torch.equal(cond[0], cond[1]) and torch.equal(cond[1], cond[2])) == grey
+    with pytest.raises(UserError, match="carrier_style"):
+        ViewOptions(carrier_style="plastic")

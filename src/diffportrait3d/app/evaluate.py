@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..cameras import FOCAL, label_to_angles
-from ..conditions.sources import render_conditions
+from ..conditions.sources import model_carrier_style, render_conditions
 from ..data.eg3d_index import EG3DIndex
 from ..data.synth_subjects import SynthSubjects, frame_number
 from ..errors import UserError
@@ -108,7 +108,7 @@ def render_split(pipe, index, pairs, cfg, size, cache: Path):
     for i, (r, t) in enumerate(tqdm(pairs, desc=f"rendering {cache.parent.name}")):
         ref = image_to_tensor(index.views[r].path, size)
         label = index.views[t].label
-        cond = render_conditions([label], size, condition_seed=10_000 + s.seed * 1000 + i)[0]
+        cond = render_conditions([label], size, 10_000 + s.seed * 1000 + i, model_carrier_style(pipe))[0]
         path = cache / f"{i:04d}.png"
         if not path.is_file():
             ref_label = label_or_given(s.reference_camera, index.views[r].label)  # auto: its label in the dataset

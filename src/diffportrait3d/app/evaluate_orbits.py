@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_path
 from ..cameras import label_to_angles
 from ..cameras.trajectories import make_trajectory
-from ..conditions.sources import render_conditions
+from ..conditions.sources import model_carrier_style, render_conditions
 from ..data.synth_subjects import frame_number
 from ..media import image_to_tensor
 from ..metrics.base import MetricResult
@@ -44,7 +44,7 @@ def orbit_row(pipe, index, subjects, cfg, cache: Path, method: str) -> Row:
         ref = image_to_tensor(ref_view.path, size)
         folder = cache / key / f"{k:03d}"
         if not folder.is_dir():
-            conds = render_conditions(traj.labels, size, condition_seed=20_000 + s.seed * 1000 + k)
+            conds = render_conditions(traj.labels, size, 20_000 + s.seed * 1000 + k, model_carrier_style(pipe))
             out = sample(pipe, s, ref[None], conds, traj.labels, reference_label=label_or_given(s.reference_camera, ref_view.label),
                          seed=s.seed + 7919 * (k + 1))
             with atomic_path(folder, suffix="") as tmp:

@@ -147,12 +147,14 @@ def condition_seed(s: RenderSettings, pipe) -> int:
 
 def make_conditions(s: RenderSettings, size: int, pipe=None):
     """Condition images (size x size) and their EG3D labels (None when unknown) for the settings' cameras; the
-    carrier identity is `pipe`'s model's unless s.condition_seed names one (no pipe: the renderer's default)."""
-    from ..conditions.sources import load_conditions
+    carrier identity is `pipe`'s model's unless s.condition_seed names one (no pipe: the renderer's default), drawn
+    in the model's carrier style."""
+    from ..conditions.sources import load_conditions, model_carrier_style
 
     seed = s.condition_seed if pipe is None else condition_seed(s, pipe)
+    style = "colour" if pipe is None else model_carrier_style(pipe)
     return load_conditions(s.conditions, s.views or DEFAULT_VIEWS, size, yaw=s.yaw, pitch=s.pitch, path=s.path,
-                           condition_seed=seed)
+                           condition_seed=seed, carrier_style=style)
 
 
 def sample(pipe, s: RenderSettings, references, conditions, labels=None, progress: Progress | None = None,

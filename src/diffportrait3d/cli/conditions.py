@@ -11,7 +11,8 @@ def add_parser(sub, name):
                                    "dataset.json of their EG3D cameras; dp3d render --conditions DIR reuses them.")
     add_camera_args(p)
     p.add_argument("--model", default="mini", help="the model whose carrier identity is drawn when --condition-seed is not "
-                                                   "given (its model_index.json's condition_seed; only that file is read)")
+                                                   "given, in its carrier style (its model_index.json's condition_seed "
+                                                   "and carrier_style; only that file is read)")
     p.add_argument("--res", type=int, default=512, help="image side in pixels")
     p.add_argument("-o", "--output", required=True, help="new (or empty) folder")
     p.set_defaults(func=run)
@@ -30,11 +31,10 @@ def run(args):
         raise UserError(f"output {out} exists and is not an empty folder; choose a new folder")
     if not 8 <= args.res <= 2048:
         raise UserError(f"--res must be within 8..2048, got {args.res}")
-    seed = args.condition_seed
-    if seed is None:
-        seed = read_model_index(args.model).get("condition_seed")  # None: the renderer's default
+    index = read_model_index(args.model)
+    seed = index.get("condition_seed") if args.condition_seed is None else args.condition_seed  # None: the renderer's default
     images, labels = load_conditions("render", args.views, args.res, yaw=args.yaw, pitch=args.pitch, path=args.path,
-                                     condition_seed=seed)
+                                     condition_seed=seed, carrier_style=index.get("carrier_style") or "colour")
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
         names = [f"view_{i:03d}.png" for i in range(len(images))]

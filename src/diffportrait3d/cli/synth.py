@@ -16,6 +16,9 @@ def add_parser(subparsers, name):
     p.add_argument("--conditions", type=int, default=0, metavar="K",
                    help="also render K view-condition images per view (other identities at the same camera) "
                         "under OUT/conditions/, read by training with condition_source=folder (default 0)")
+    p.add_argument("--carrier-style", default="colour", choices=("colour", "clay"), dest="carrier_style",
+                   help="how the condition images are drawn: colour (like the subjects) or clay (shape only: one "
+                        "albedo, one light, a flat backdrop; default colour)")
     p.add_argument("--sweep", type=float, default=0.0, metavar="DEG",
                    help="each frame's cameras along a yaw sweep with steps of DEG/3 to DEG degrees, as an orbit's "
                         "neighbouring views (training the view modules); default 0: cameras drawn independently")
@@ -26,6 +29,7 @@ def add_parser(subparsers, name):
 def run(args):
     cfg = SynthConfig(subjects=args.subjects, frames=args.frames, views=args.views, res=args.res,
                       seed=args.seed, rig=args.rig, conditions=args.conditions, sweep=args.sweep,
+                      carrier_style=args.carrier_style,
                       workers=args.workers)
     path = synth(args.out, cfg)
     print(f"wrote {cfg.subjects * cfg.frames * cfg.views} views of {cfg.subjects} subjects: {path}")

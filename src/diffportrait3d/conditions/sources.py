@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, open_rgb, read_video_frames
 from ..cameras import check_label
 from ..head import Expression, Identity, build_scene, render_scene
+from ..head.shading import STYLES
 from ..cameras.trajectories import make_trajectory
 
 # The identity whose renders carry the cameras when neither the user (--condition-seed) nor the model folder
@@ -36,13 +37,19 @@ def model_condition_seed(pipe) -> int:
     return RENDERER_CONDITION_SEED if seed is None else int(seed)
 
 
+def model_carrier_style(pipe) -> str:
+    """How a loaded pipeline's model wants its carriers drawn ("carrier_style" in model_index.json: the style its
+    ControlNet was trained on, head/shading.STYLES), else "colour"."""
+    return pipe.config.get("carrier_style") or "colour"
+
+
 def load_conditions(spec, views: int | None, size: int, *, yaw=None, pitch=None, path: str = "orbit",
-                    condition_seed: int | None = None) -> tuple[list[Image.Image], np.ndarray | None]:
+                    condition_seed: int | None = None, carrier_style: str = "colour") -> tuple[list[Image.Image], np.ndarray | None]:
     """Condition images (and their camera labels when known) for the requested views; condition_seed None: the
-    renderer's default identity."""
+    renderer's default identity, drawn in carrier_style."""
     if spec is None or str(spec) == "render":
         traj = _path(yaw, pitch, views, path)
-        return render_conditions(traj.labels, size, condition_seed), traj.labels
+        return render_conditions(traj.labels, size, condition_seed, carrier_style), traj.labels
     p = Path(spec)
     if not p.exists():
         raise UserError(f"condition source not found: {p} (pass a folder of images, a video, or 'render')")
@@ -78,17 +85,21 @@ def posed_view_count(spec, views: int | None, default_views: int) -> tuple[int, 
     return 1, False
 
 
-def render_conditions(labels, size: int, condition_seed: int | None = None) -> list[Image.Image]:
-    """The proxy identity of `condition_seed` (None: RENDERER_CONDITION_SEED), neutral expression, rendered at each label."""
+def render_conditions(labels, size: int, condition_seed: int | None = None, style: str = "colour") -> list[Image.Image]:
+    """The proxy identity of `condition_seed` (None: RENDERER_CONDITION_SEED), neutral expression, rendered at each
+    label in `style` (head/shading.STYLES)."""
     if size < 8:
         raise UserError(f"condition size must be at least 8 pixels, got {size}")
-    return render_carrier(Identity.sample(RENDERER_CONDITION_SEED if condition_seed is None else condition_seed), labels, size)
+    identity = Identity.sample(RENDERER_CONDITION_SEED if condition_seed is None else condition_seed)
+    return render_carrier(identity, labels, size, style)
 
 
-def render_carrier(identity: Identity, labels, size: int) -> list[Image.Image]:
+def render_carrier(identity: Identity, labels, size: int, style: str = "colour") -> list[Image.Image]:
     """`identity`, neutral expression, rendered at each label (any carrier: e.g. a seed's with its hair recoloured)."""
+    if style not in STYLES:
+        raise UserError(f"carrier style must be one of {', '.join(STYLES)}, got {style!r}")
     scene = build_scene(identity, Expression())
-    return [render_scene(scene, check_label(label), size).pil() for label in np.atleast_2d(labels)]
+    return [render_scene(scene, check_label(label), size, style=style).pil() for label in np.atleast_2d(labels)]
 
 
 def _path(yaw, pitch, views, path):

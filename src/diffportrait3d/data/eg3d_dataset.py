@@ -9,7 +9,8 @@
 Condition sources: "render" draws a random identity and renders it at the target camera with the
 procedural head; "folder" reads one of the images rendered ahead of time for that view, ROOT/
 conditions/<view path without .png>_<k>.png (`dp3d synth --conditions K`, or a 3D GAN's renders as
-the paper uses; falls back to "render" for a view that has none); "rig" takes another subject's
+the paper uses; falls back to "render" for a view that has none; synth's carrier style must be the one asked
+for, `carrier_style`, which "render" draws in); "rig" takes another subject's
 image at the same camera (datasets captured with aligned rigs; falls back to "render" for a camera
 no other subject has); "none" omits it.
 
@@ -21,6 +22,7 @@ views' positions in the index (for training/latent_cache.py).
 Note that with DataLoader workers each worker process keeps its own `bad_files`.
 """
 
+import json
 import logging
 from pathlib import Path
 
@@ -42,11 +44,14 @@ MAX_TRIES = 20
 
 class _EG3DBase(Dataset):
     def __init__(self, root, res: int = 64, condition_source: str = "render", seed: int = 0,
-                 rig_tolerance: float = 1e-3, group_fn=None):
+                 rig_tolerance: float = 1e-3, group_fn=None, carrier_style: str = "colour"):
         if condition_source not in CONDITION_SOURCES:
             raise UserError(f"condition_source must be one of {CONDITION_SOURCES}, got {condition_source!r}")
         self.index = EG3DIndex(root, group_fn)
         self.res, self.condition_source, self.seed, self.rig_tolerance = res, condition_source, seed, rig_tolerance
+        self.carrier_style = carrier_style
+        if condition_source == "folder":
+            check_folder_style(self.index.root, carrier_style)
         self.epoch = 0
         self.bad: set[str] = set()
         self.rig_fallbacks = 0
@@ -96,11 +101,25 @@ class _EG3DBase(Dataset):
                 logger.warning("no other subject has the camera of %s: rendering its condition instead", self.index.views[v].rel)
             self.rig_fallbacks += 1
         seed = int(rng.integers(2**31))
-        r = render_head(Identity.sample(seed), self.index.views[v].label, self.res, expression=Expression.sample(seed))
+        r = render_head(Identity.sample(seed), self.index.views[v].label, self.res, expression=Expression.sample(seed),
+                        style=self.carrier_style)
         return image_to_tensor(r.pil())
 
     def _label(self, v: int) -> torch.Tensor:
         return torch.tensor(self.index.views[v].label, dtype=torch.float32)
+
+
+def check_folder_style(root: Path, style: str) -> None:
+    """Condition images that `dp3d synth` drew in another style than the one asked for: a ControlNet trained on them
+    would read carriers it never sees at sampling time (synth.json names the style; absent: colour)."""
+    meta = root / "synth.json"
+    try:
+        made = json.loads(meta.read_text()).get("carrier_style", "colour") if meta.is_file() else None
+    except (OSError, json.JSONDecodeError, AttributeError):
+        made = None
+    if made is not None and made != style:
+        raise UserError(f"{root}'s condition images were drawn {made} (synth.json) but the carrier style is {style}; "
+                        f"synthesise the data with --carrier-style {style}, or train with that style")
 
 
 def _prerendered(folder: Path) -> dict[str, list[Path]]:

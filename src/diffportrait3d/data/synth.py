@@ -7,7 +7,8 @@ OUT/
   subject0000/frame00/cam00.png ...
   conditions/subject0000/frame00/cam00_0.png ...   (with --conditions K: K view-condition images per
                   view, a different random identity and expression at the same camera, so training
-                  reads them instead of rendering them at every step; the "folder" condition source)
+                  reads them instead of rendering them at every step; the "folder" condition source;
+                  --carrier-style clay draws them as shape only, see head/shading.py)
 
 Resumable: each subject's images are written atomically, then its labels.json, which marks it
 complete; re-running skips complete subjects. dataset.json and subjects.json are written
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from ..atomic import atomic_folder, atomic_path, remove_partials
 from ..cameras import RADIUS, camera_label
 from ..head import Expression, Identity, build_scene, render_scene
+from ..head.shading import STYLES
 from ..errors import UserError
 from ..preflight import check_output_folder, check_range
 
@@ -46,6 +48,7 @@ class SynthConfig:
     yaw_wide: float = 0.15  # ... and this share out to +-90 (profiles)
     pitch_std: float = 8.0  # pitch ~ N(0, pitch_std) clipped to +-20
     conditions: int = 0  # cross-identity condition renders per view, under conditions/ (0: none)
+    carrier_style: str = "colour"  # how the condition renders are drawn: colour | clay (head/shading.py)
     sweep: float = 0.0  # > 0: each frame's cameras are a yaw sweep, steps uniform in [sweep/3, sweep] degrees
     workers: int = 1
 
@@ -95,7 +98,7 @@ def render_conditions(cfg: SynthConfig, out: Path, plan: dict, i: int) -> None:
                 for k in range(cfg.conditions):
                     seed = int(np.random.default_rng([cfg.seed, i, f, c, k, 0xC0]).integers(2**31))
                     scene = build_scene(Identity.sample(seed), Expression.sample(seed))
-                    render_scene(scene, label, cfg.res).pil().save(tmp / f"frame{f:02d}" / f"cam{c:02d}_{k}.png")
+                    render_scene(scene, label, cfg.res, style=cfg.carrier_style).pil().save(tmp / f"frame{f:02d}" / f"cam{c:02d}_{k}.png")
 
 
 def render_subject(cfg: SynthConfig, out: Path, i: int) -> dict:
@@ -134,6 +137,8 @@ def synth(out: str | os.PathLike, cfg: SynthConfig, progress: bool = True) -> Pa
                                ("--workers", cfg.workers, 1, 256), ("--conditions", cfg.conditions, 0, None)):
         check_range(arg, value, lo, hi, integer=True)
     check_range("--sweep", cfg.sweep, 0, 90)
+    if cfg.carrier_style not in STYLES:
+        raise UserError(f"--carrier-style must be one of {', '.join(STYLES)}, got {cfg.carrier_style!r}")
     if cfg.sweep > 0 and cfg.views > 1 and (cfg.views - 1) * cfg.sweep / 3 > 180:  # else sweep_cameras squeezes the steps
         raise UserError(f"--sweep {cfg.sweep:g} with --views {cfg.views}: {cfg.views - 1} steps of at least {cfg.sweep / 3:g} "
                         f"degrees do not fit within +-90; give --sweep <= {540 / (cfg.views - 1):g} or fewer --views")

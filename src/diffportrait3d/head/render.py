@@ -5,6 +5,7 @@ geometrically consistent with its label. Tracing is batched over all pixels and 
 set of live rays every step, and each ray is only traced between where it enters and leaves
 the primitives' bounding ellipsoids (found analytically), so empty space costs nothing.
 Light is fixed in world space for a frame, so the views of one frame are 3D-consistent.
+style "clay" draws the shape alone (shading.py).
 """
 
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from .expression import Expression
 from .identity import Identity
 from .scene import Scene, build_scene
 from .sdf import PART, PARTS
-from .shading import background, shade, to_srgb
+from .shading import STYLES, background, shade, to_srgb
 
 
 @dataclass
@@ -34,15 +35,17 @@ class HeadRender:
 
 
 def render_head(identity: Identity | int, label, res: int = 64, expression: Expression | None = None,
-                light: tuple | None = None, ssaa: int | None = None) -> HeadRender:
+                light: tuple | None = None, ssaa: int | None = None, style: str = "colour") -> HeadRender:
     """Render an identity (or the identity of a seed) at an EG3D camera label."""
     if not isinstance(identity, Identity):
         identity = Identity.sample(int(identity))
-    return render_scene(build_scene(identity, expression), label, res, light=light, ssaa=ssaa)
+    return render_scene(build_scene(identity, expression), label, res, light=light, ssaa=ssaa, style=style)
 
 
-def render_scene(scene: Scene, label, res: int = 64, light: tuple | None = None, ssaa: int | None = None) -> HeadRender:
-    """Render a built scene; `light` = (azimuth, elevation) radians overrides the identity's light.
+def render_scene(scene: Scene, label, res: int = 64, light: tuple | None = None, ssaa: int | None = None,
+                 style: str = "colour") -> HeadRender:
+    """Render a built scene; `light` = (azimuth, elevation) radians overrides the identity's light; style is one
+    of shading.STYLES ("clay": shape only, with its own light and backdrop).
 
     ssaa: samples per pixel edge on silhouettes and part boundaries (adaptive antialiasing: only
     pixels whose part or depth differs from a 4-neighbour's are resampled). Default 2 below 160 px,
@@ -50,6 +53,8 @@ def render_scene(scene: Scene, label, res: int = 64, light: tuple | None = None,
     """
     if not 8 <= res <= 2048:
         raise ValueError(f"res must be within 8..2048, got {res}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     ss = ssaa or (2 if res < 160 else 1)
     focal = float(split_label(label)[1][0, 0])
     origin, dirs = pixel_rays(label, res)
@@ -58,28 +63,28 @@ def render_scene(scene: Scene, label, res: int = 64, light: tuple | None = None,
     u = (torch.arange(res, dtype=torch.float32) + 0.5) / res
     vv, uu = [g.reshape(-1) for g in torch.meshgrid(u, u, indexing="ij")]
     t0, t1 = scene.field.ray_bounds(o, d)
-    rgb, part, t = _render_rays(scene, o, d, t0, t1, 0.35 / (focal * res), uu, vv, light)
+    rgb, part, t = _render_rays(scene, o, d, t0, t1, 0.35 / (focal * res), uu, vv, light, style)
     mask = torch.isfinite(t).float()
     if ss > 1:
-        rgb, part, mask = _antialias(scene, label, res, ss, rgb, part, t, focal, light)
+        rgb, part, mask = _antialias(scene, label, res, ss, rgb, part, t, focal, light, style)
     image = (to_srgb(rgb.view(res, res, 3)).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
     return HeadRender(image, mask.view(res, res).numpy(), part.view(res, res).numpy(), t.view(res, res).numpy())
 
 
-def _render_rays(scene, o, d, t0, t1, eps, uu, vv, light):
+def _render_rays(scene, o, d, t0, t1, eps, uu, vv, light, style):
     """Trace and shade rays: linear RGB (N, 3), part id (N,) uint8, hit distance (N,) (inf = miss)."""
     t = trace(scene, o, d, t0, t1, eps)
     hit = torch.isfinite(t)
-    rgb = background(scene.identity, uu, vv)
+    rgb = background(scene.identity, uu, vv, style)
     part = torch.zeros(d.shape[0], dtype=torch.uint8)
     if hit.any():
-        col, prt = shade(scene, o + t[hit, None] * d[hit], d[hit], light)
+        col, prt = shade(scene, o + t[hit, None] * d[hit], d[hit], light, style)
         rgb[hit] = col
         part[hit] = prt.to(torch.uint8)
     return rgb, part, t
 
 
-def _antialias(scene, label, res, ss, rgb, part, t, focal, light):
+def _antialias(scene, label, res, ss, rgb, part, t, focal, light, style):
     """Resample edge pixels with ss x ss sub-pixel rays and average them."""
     # nose and ears are skin-coloured: their borders with the skin need no resampling
     material = torch.where((part == PART["nose"]) | (part == PART["ear"]), PART["skin"], part)
@@ -108,7 +113,7 @@ def _antialias(scene, label, res, ss, rgb, part, t, focal, light):
     t0 = torch.where(ok, torch.maximum(t0, near - 0.02), t0)
     t1 = torch.where(ok, torch.minimum(t1, far + 0.02), t1)
     sub_rgb, sub_part, sub_t = _render_rays(scene, o, d, t0, t1, 0.35 / (focal * n),
-                                            (fj.float() + 0.5) / n, (fi.float() + 0.5) / n, light)
+                                            (fj.float() + 0.5) / n, (fi.float() + 0.5) / n, light, style)
     k = ss * ss
     rgb, part, mask = rgb.clone(), part.clone(), mask.clone()
     rgb[idx] = sub_rgb.view(-1, k, 3).mean(1)

@@ -1,6 +1,8 @@
 """Surface colour: per-part albedo with a few procedural details, Lambert + ambient light, a backdrop.
 
 Colours are specified in sRGB and shaded in linear light (gamma 2.2), then converted back.
+The "clay" style draws shape only: one albedo everywhere, one light fixed in the world, a flat backdrop, so that
+two identities differ in a clay render by their geometry alone (a camera carrier whose colours cannot be misread).
 """
 
 import numpy as np
@@ -21,11 +23,21 @@ def _normals_and_parts(scene: Scene, p: torch.Tensor):
     return F.normalize(g, dim=-1), part, prim
 
 
-def shade(scene: Scene, p, view_dir, light=None):
+STYLES = ("colour", "clay")
+CLAY_ALBEDO = (0.72, 0.72, 0.72)  # sRGB
+CLAY_LIGHT = (0.5, 0.5)  # azimuth, elevation (radians): from the front right, above
+CLAY_AMBIENT = 0.35
+CLAY_BACKDROP = (0.18, 0.18, 0.18)  # sRGB
+
+
+def shade(scene: Scene, p, view_dir, light=None, style: str = "colour"):
     """Colour (linear RGB) and part id of surface points."""
     idt = scene.identity
     n, part, prim = _normals_and_parts(scene, p)
-    albedo = _albedo(scene, p, part, prim)
+    if style == "clay":
+        albedo, light, ambient = _lin(CLAY_ALBEDO).expand(p.shape[0], 3), CLAY_LIGHT, CLAY_AMBIENT
+    else:
+        albedo, ambient = _albedo(scene, p, part, prim), idt.ambient
     az, el = light if light is not None else (idt.light_azimuth, idt.light_elevation)
     l = torch.tensor([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], dtype=torch.float32)
     # ambient occlusion from one probe along the normal darkens creases (eye openings, ear roots)
@@ -33,11 +45,11 @@ def shade(scene: Scene, p, view_dir, light=None):
     ao = 0.4 + 0.6 * (scene.field.distance(p + h * n) / h).clamp(0, 1)
     diffuse = (n @ l).clamp_min(0)
     fill = 0.5 + 0.5 * n[:, 1]  # sky-ish ambient: brighter on upward-facing surfaces
-    light_amt = idt.ambient * (0.6 + 0.4 * fill) * ao + (1 - idt.ambient) * diffuse * ao.sqrt()
+    light_amt = ambient * (0.6 + 0.4 * fill) * ao + (1 - ambient) * diffuse * ao.sqrt()
     col = albedo * light_amt[:, None]
     shiny = (part == PART["eye"]) | (part == PART["lips"]) | (part == PART["glasses"]) | (part == PART["teeth"])
     half = F.normalize(l - view_dir, dim=-1)
-    spec = (n * half).sum(-1).clamp_min(0) ** 40 * torch.where(shiny, 0.5, 0.06)
+    spec = (n * half).sum(-1).clamp_min(0) ** 40 * (0.06 if style == "clay" else torch.where(shiny, 0.5, 0.06))
     return (col + spec[:, None]).clamp(0, 1), part
 
 
@@ -91,9 +103,11 @@ def _albedo(scene: Scene, p, part, prim) -> torch.Tensor:
     return col
 
 
-def background(idt: Identity, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def background(idt: Identity, u: torch.Tensor, v: torch.Tensor, style: str = "colour") -> torch.Tensor:
     """Linear RGB of the backdrop at normalised image positions u (right), v (down) in [0, 1]:
-    a gradient turned by the identity's background angle, with a light vignette."""
+    a gradient turned by the identity's background angle, with a light vignette (clay: flat)."""
+    if style == "clay":
+        return _lin(CLAY_BACKDROP).expand(u.shape[0], 3).clone()
     x, y = u - 0.5, v - 0.5
     a = idt.background_angle
     g = (x * np.sin(a) + y * np.cos(a) + 0.5).clamp(0, 1)[:, None]

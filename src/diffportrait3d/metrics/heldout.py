@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..cameras import camera_labels
-from ..conditions.sources import model_condition_seed, render_conditions
+from ..conditions.sources import model_carrier_style, model_condition_seed, render_conditions
 from ..head import Expression, Identity, build_scene, render_scene
 from ..data.synth import SynthConfig, subject_plan
 from ..media import image_to_tensor
@@ -49,14 +49,15 @@ def generate_views(pipe, subject: HeldoutSubject, angles, steps: int, condition_
     """Views of `subject` from its reference (camera 0) at `angles` (N, 2) yaw/pitch, (N, 3, H, W) in
     [-1, 1]; `control=0` turns the view ControlNet off, `modules=False` the view modules; `views`: the
     pipeline's view plan (None: its default); `noise_mean`: the pipeline's (None: the model's default);
-    `condition_seed`: the camera carrier (None: the model's, as `dp3d render` draws it); `conditions`: the condition
+    `condition_seed`: the camera carrier (None: the model's, as `dp3d render` draws it, in the model's carrier style); `conditions`: the condition
     images themselves instead (one per angle); `mode`: the sampling mode (steps None: its default)."""
     labels = camera_labels(angles[:, 0], angles[:, 1])
     if not modules:
         pipe.view_modules.detach()
     try:
         if conditions is None:
-            conditions = render_conditions(labels, subject.res, model_condition_seed(pipe) if condition_seed is None else condition_seed)
+            conditions = render_conditions(labels, subject.res, model_condition_seed(pipe) if condition_seed is None else condition_seed,
+                                           model_carrier_style(pipe))
         out = pipe(subject.images[:1], conditions, num_inference_steps=steps, mode=mode,
                    proxy_images=proxy, condition_labels=labels, reference_label=subject.labels[0], control_scale=control,
                    generator=torch.Generator().manual_seed(seed), views=views, noise_mean=noise_mean, output_type="pt").images

@@ -14,6 +14,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..cameras.eg3d_torch import viewing_angle
+from ..head.shading import STYLES
 from ..errors import UserError
 from ..media import images_to_tensor, tensor_to_pil
 from ..models.denoiser import Networks
@@ -47,7 +48,8 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
 
     def __init__(self, vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, scheduler, noise_model=None,
                  noise_mean: str = "keep", reference_position=None, condition_seed: int | None = None,
-                 colour_pull: dict | None = None, turbo_unet=None, turbo_view_modules=None, turbo: dict | None = None):
+                 colour_pull: dict | None = None, turbo_unet=None, turbo_view_modules=None, turbo: dict | None = None,
+                 carrier_style: str | None = None):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, reference_unet=reference_unet, controlnet=controlnet,
                               view_modules=view_modules, prompt_embedding=prompt_embedding, scheduler=scheduler,
@@ -57,13 +59,16 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         # not the code: noise_mean "keep" (the release) unless a model was made for another (the miniature
         # model, "colour_pull": its 16x16 latents, docs/miniature.md); the colour pull's weights (None: ColourPull's
         # defaults); condition_seed, the identity whose renders carry the cameras best for this model's ControlNet
-        # (None: the renderer's default, conditions.sources.RENDERER_CONDITION_SEED).
+        # (None: the renderer's default, conditions.sources.RENDERER_CONDITION_SEED); carrier_style, how the renderer
+        # draws that carrier: the style the ControlNet was trained on (head/shading.STYLES; None: "colour").
         # A distilled folder's few-step student (pipeline/turbo.py) says how it samples in "turbo".
         ColourPull.from_config(colour_pull)  # a bad entry fails at load, naming the file
         if turbo is not None:
             TurboConfig.from_config(turbo)
+        if carrier_style not in (None, *STYLES):
+            raise ValueError(f"carrier_style must be one of {STYLES} or null, got {carrier_style!r}")
         self.register_to_config(noise_mean=canonical_noise_mean(noise_mean), condition_seed=condition_seed,
-                                colour_pull=colour_pull, turbo=turbo)
+                                colour_pull=colour_pull, turbo=turbo, carrier_style=carrier_style)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         for m in (vae, unet, reference_unet, controlnet, view_modules, prompt_embedding, noise_model, reference_position,
                   turbo_unet, turbo_view_modules):

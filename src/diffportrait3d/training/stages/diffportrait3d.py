@@ -11,7 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...conditions.sources import model_carrier_style
 from ...data.eg3d_dataset import PairDataset, ViewGroupDataset
+from ...errors import UserError
+from ...head.shading import STYLES
 from ...media import tensor_to_pil
 from ...models.denoiser import backbone_eps, control_residuals, reference_bank
 from ...models.latent_scale import scale_latents
@@ -70,10 +73,13 @@ class ReferenceOptions(PairOptions):
 @dataclass
 class ViewOptions(PairOptions):
     condition_jitter: float = 0.0  # 0-1: the carriers' colours drawn anew per sample (training/condition_jitter.py)
+    carrier_style: str = "colour"  # how carriers are drawn (head/shading.STYLES); saved in the model for sampling
 
     def __post_init__(self):
         super().__post_init__()
         check_option("condition_jitter", self.condition_jitter, 0, 1)
+        if self.carrier_style not in STYLES:
+            raise UserError(f"option carrier_style must be one of {', '.join(STYLES)}, got {self.carrier_style!r}")
 
 
 @dataclass
@@ -126,14 +132,16 @@ class DiffPortrait3DStage(Stage):
                    snr_gamma=cfg.snr_gamma, snr_floor=cfg.snr_floor, options=cls.options(cfg.options), noise_offset=cfg.noise_offset)
 
     def dataset(self, cfg):
+        # carriers drawn as the ControlNet reads them: the model's style (the view stage: the one it trains on)
+        style = model_carrier_style(self.pipe)
         if self.grouped:
             return Mapped(ViewGroupDataset(cfg.data, views=self.views, res=cfg.resolution or self.resolution,
-                                           condition_source=cfg.condition_source, seed=cfg.seed, ordered=self.opts.ordered),
-                          tensors_only)
+                                           condition_source=cfg.condition_source, seed=cfg.seed, ordered=self.opts.ordered,
+                                           carrier_style=style), tensors_only)
         # stage 1 has no view control: condition images for it would be wasted time
         source = cfg.condition_source if self.control else "none"
         return Mapped(PairDataset(cfg.data, res=cfg.resolution or self.resolution, condition_source=source, seed=cfg.seed,
-                                  same_view=self.opts.same_view), tensors_only)
+                                  same_view=self.opts.same_view, carrier_style=style), tensors_only)
 
     def frozen(self):
         return [m for m in (self.vae, self.unet, self.reference, self.controlnet, self.view_modules, self.prompt_embedding)
@@ -253,6 +261,10 @@ class ViewStage(DiffPortrait3DStage):
     """Stage 2: the view ControlNet, on cross-identity condition images."""
 
     name, Options = "view", ViewOptions
+
+    def __init__(self, pipe, options: ViewOptions | None = None, **kw):
+        super().__init__(pipe, options=options, **kw)
+        pipe.register_to_config(carrier_style=self.opts.carrier_style)  # exported with the model, read at sampling
 
     def trained(self):
         return self.controlnet
