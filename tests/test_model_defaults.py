@@ -56,9 +56,10 @@ def test_dp3d_conditions_draws_the_model_carrier(tiny_model_dir, tmp_path):
         assert _same([Image.open(out / f"view_{i:03d}.png") for i in range(2)], render_conditions(labels, 32, seed))
 
 
-def test_a_clay_trained_controlnet_gets_clay_carriers(tiny_pipe, tmp_path):
+def test_a_clay_trained_controlnet_gets_clay_carriers(tiny_pipe, tmp_path, caplog):
     """The view stage's carrier_style is saved with the model, and everything that draws its carriers reads it:
-    `dp3d render`'s conditions, `dp3d conditions`, the next stage's rendered carriers; a bad style is one line."""
+    `dp3d render`'s conditions, `dp3d conditions`, the next stage's rendered carriers; the user's own condition
+    images are read as given, with a warning; a bad style is one line."""
     import copy
 
     from diffportrait3d.errors import UserError
@@ -75,6 +76,9 @@ def test_a_clay_trained_controlnet_gets_clay_carriers(tiny_pipe, tmp_path):
     assert main(["conditions", "--yaw=-30:30", "--views", "2", "--res", "32", "--model", str(tmp_path / "m"),
                  "-o", str(tmp_path / "c")]) == 0
     assert _same([Image.open(tmp_path / "c" / f"view_{i:03d}.png") for i in range(2)], drawn)
+    assert not any("clay carriers" in r.message for r in caplog.records)
+    given, _ = make_conditions(RenderSettings(conditions=str(tmp_path / "c")), 32, pipe)
+    assert _same(given, drawn) and any("trained on clay carriers" in r.message for r in caplog.records)
     from diffportrait3d.data.synth import SynthConfig, synth
     from diffportrait3d.training.config import TrainConfig
 

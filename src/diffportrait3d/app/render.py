@@ -153,6 +153,9 @@ def make_conditions(s: RenderSettings, size: int, pipe=None):
 
     seed = s.condition_seed if pipe is None else condition_seed(s, pipe)
     style = "colour" if pipe is None else model_carrier_style(pipe)
+    if style != "colour" and s.conditions not in (None, "render"):
+        logger.warning("this model's ControlNet was trained on %s carriers; your condition images (%s) are read as given "
+                       "(`dp3d conditions --model MODEL` draws %s ones)", style, s.conditions, style)
     return load_conditions(s.conditions, s.views or DEFAULT_VIEWS, size, yaw=s.yaw, pitch=s.pitch, path=s.path,
                            condition_seed=seed, carrier_style=style)
 
