@@ -14,21 +14,22 @@ CONS_STEPS=${CONS_STEPS:-1500} CONS_PATIENCE=${CONS_PATIENCE:-3} N3D_STEPS=${N3D
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
 
 # latents encoded once per stage (cache_latents), condition images rendered once by synth (--conditions 1, read
-# with condition_source=folder); the vae stores per-channel latent mean/std so every channel has unit variance
+# with condition_source=folder) in clay (shape only: a carrier's colours cannot be misread for the camera); the vae
+# stores per-channel latent mean/std so every channel has unit variance
 common=(--data "$OUT/data" --resume --set sample_every=500 --set save_every=250 --set sample_steps=20)
 # diffusion stages: Min-SNR-5, x0 loss below SNR 0.1, offset noise (the noise's mean is not the colour);
 # validation every 100 steps on held-out heads: fixed batch, t and noise, module on and off (logs/val.csv)
 diffusion=(--set snr_gamma=5 --set snr_floor=0.1 --set noise_offset=0.1 --set condition_source=folder
            --set val_data="$OUT/heldout" --set val_every=100 --set val_size=16)
 stage data "$DP3D" synth "$OUT/data" --subjects "$SUBJECTS" --frames "$FRAMES" --views "$VIEWS" --res 64 --seed 0 \
-  --conditions 1 --workers 2
+  --conditions 1 --carrier-style clay --workers 2
 stage heldout "$DP3D" synth "$OUT/heldout" --subjects 24 --frames 1 --views "$VIEWS" --res 64 --seed 1
 # for the view modules: the same heads (and held-out ones) along yaw sweeps of 4-12 degree steps, as an orbit's
 # neighbouring views; pixel-aligned attention across views finds little to share between independent cameras
 stage sweeps "$DP3D" synth "$OUT/sweeps" --subjects 400 --frames 1 --views 9 --res 64 --seed 0 --conditions 1 \
-  --sweep 12 --workers 2
+  --carrier-style clay --sweep 12 --workers 2
 stage heldout_sweeps "$DP3D" synth "$OUT/heldout_sweeps" --subjects 24 --frames 1 --views 9 --res 64 --seed 1 \
-  --conditions 1 --sweep 12
+  --conditions 1 --carrier-style clay --sweep 12
 stage vae "$DP3D" train --stage vae "${common[@]}" -o "$OUT/vae" --max-steps "$VAE_STEPS" --batch-size 16 --lr 5e-4 \
   --set warmup_steps=50 --set options='{"preset": "mini"}'
 # the base also learns to read another view of its subject through its own self-attention (half the samples,
@@ -38,10 +39,11 @@ stage base "$DP3D" train --stage base "${common[@]}" "${diffusion[@]}" --model "
   --set options='{"preset": "mini", "reference_prob": 0.5, "same_view": 0.5}'
 stage init "$DP3D" init --base "$OUT/base/model" -o "$OUT/init/model"
 # the ControlNet first, reading through the reference as initialised (the base's copy, which already reads a
-# reference), so that the reference stage can train with the target's camera known; the carriers' colours are
-# drawn anew per sample so that it reads the camera from shape and shading, not from a typical carrier's hair
+# reference), so that the reference stage can train with the target's camera known; the carriers are drawn in
+# clay (saved in the model, so that sampling draws them so), their grey drawn anew per sample (condition_jitter)
 stage view "$DP3D" train --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/view" \
-  --max-steps "$VIEW_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 --set options='{"condition_jitter": 1.0}'
+  --max-steps "$VIEW_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 \
+  --set options='{"condition_jitter": 1.0, "carrier_style": "clay"}'
 # the reference UNet and the read path's position bias (one gain per head for the reference's camera, one for
 # moved cameras blended over 10 degrees), with the frozen ControlNet giving the target's camera
 stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}" --model "$OUT/view/model" -o "$OUT/reference" \
