@@ -65,6 +65,7 @@ def test_a_changed_setting_re_renders_and_the_same_settings_reuse_the_cache(tmp_
 
     class Pipe:
         image_size = 32
+        config = {}  # names no carrier style: colour
 
     base = RenderSettings(model=str(tmp_path / "model"), steps=2)
     pairs = evaluate.sample_pairs(index, 2, 0, "novel")

@@ -1,6 +1,7 @@
 """`dp3d synth OUT`: render a multi-view dataset of procedural heads in EG3D's layout."""
 
 from ..data.synth import SynthConfig, synth
+from ..head.shading import STYLES
 
 
 def add_parser(subparsers, name):
@@ -16,7 +17,7 @@ def add_parser(subparsers, name):
     p.add_argument("--conditions", type=int, default=0, metavar="K",
                    help="also render K view-condition images per view (other identities at the same camera) "
                         "under OUT/conditions/, read by training with condition_source=folder (default 0)")
-    p.add_argument("--carrier-style", default="colour", choices=("colour", "clay"), dest="carrier_style",
+    p.add_argument("--carrier-style", default="colour", choices=STYLES, dest="carrier_style",
                    help="how the condition images are drawn: colour (like the subjects) or clay (shape only: one "
                         "albedo, one light, a flat backdrop; default colour)")
     p.add_argument("--sweep", type=float, default=0.0, metavar="DEG",
