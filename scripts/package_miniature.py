@@ -22,7 +22,8 @@ from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeli
 # the code; a folder without them gets the release's behaviour and the renderer's default carrier):
 # - condition_seed 7: dark short hair, no hat; benchmarks/bench_carriers.py on the validation heads (seed 1): its
 #   ControlNet places the camera within ~5.5° on average with carriers like it, but misreads grey short hair by 30°+;
-# - noise_mean colour_pull with ColourPull's weights (docs/miniature.md, take ten; pipeline/noise_mean.py).
+# - noise_mean colour_pull with ColourPull's weights (docs/miniature.md, take ten; pipeline/noise_mean.py);
+# - carrier_style: the style its view stage trained on (take ten: colour; the recipe's since 2026-12-07: clay).
 MINI_DEFAULTS = {"condition_seed": 7, "carrier_style": "colour", "noise_mean": "colour_pull", "colour_pull": ColourPull().to_config()}
 
 

@@ -90,3 +90,7 @@ def test_a_clay_trained_controlnet_gets_clay_carriers(tiny_pipe, tmp_path, caplo
         assert (torch.equal(cond[0], cond[1]) and torch.equal(cond[1], cond[2])) == grey
     with pytest.raises(UserError, match="carrier_style"):
         ViewOptions(carrier_style="plastic")
+    index = tmp_path / "m" / "model_index.json"
+    index.write_text(index.read_text().replace('"clay"', '"plastic"'))
+    with pytest.raises(UserError, match='"carrier_style"'):
+        load_pipeline(str(tmp_path / "m"), "cpu")

@@ -66,7 +66,7 @@ class DiffPortrait3DPipeline(DiffusionPipeline):
         if turbo is not None:
             TurboConfig.from_config(turbo)
         if carrier_style not in (None, *STYLES):
-            raise ValueError(f"carrier_style must be one of {STYLES} or null, got {carrier_style!r}")
+            raise UserError(f'model_index.json: "carrier_style" must be one of {", ".join(STYLES)} or null, got {carrier_style!r}')
         self.register_to_config(noise_mean=canonical_noise_mean(noise_mean), condition_seed=condition_seed,
                                 colour_pull=colour_pull, turbo=turbo, carrier_style=carrier_style)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
