@@ -10,7 +10,7 @@ OUT=${1:?usage: train_miniature.sh OUT_DIR}
 DP3D=${DP3D:-dp3d}
 SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8}
 VAE_STEPS=${VAE_STEPS:-2500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-2000} REF_STEPS=${REF_STEPS:-3500}
-CONS_STEPS=${CONS_STEPS:-1500} CONS_PATIENCE=${CONS_PATIENCE:-3} N3D_STEPS=${N3D_STEPS:-1000}
+CONS_STEPS=${CONS_STEPS:-3000} CONS_PATIENCE=${CONS_PATIENCE:-6} N3D_STEPS=${N3D_STEPS:-1000}
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
 
 # latents encoded once per stage (cache_latents), condition images rendered once by synth (--conditions 1, read
@@ -50,10 +50,11 @@ stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}"
   --max-steps "$REF_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 \
   --set options='{"same_view": 0.3, "position_gain": 3.0, "position_sigma": 0.04, "position_moved_degrees": 10.0, "control": true}'
 # the view modules, on the sweeps in yaw order (an orbit's groups), until their validation gap (off - on) on
-# held-out sweeps has not grown for CONS_PATIENCE validations
+# held-out sweeps has not grown for CONS_PATIENCE validations. At lr 5e-4 the gap grows to step ~2500; at 1e-4 it
+# was flat and noisy from step 100, patience 3 stopped the stage at step 400 and the modules did nothing at sampling
 stage consistency "$DP3D" train --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" \
   -o "$OUT/consistency" --data "$OUT/sweeps" --set val_data="$OUT/heldout_sweeps" --max-steps "$CONS_STEPS" \
-  --batch-size 1 --set views="$VIEWS" --lr 1e-4 --set warmup_steps=20 --set val_size=4 --set val_patience="$CONS_PATIENCE" \
+  --batch-size 1 --set views="$VIEWS" --lr 5e-4 --set warmup_steps=20 --set val_size=4 --set val_patience="$CONS_PATIENCE" \
   --set options='{"ordered": true}'
 stage noise3d "$DP3D" train --stage noise3d "${common[@]}" --model "$OUT/consistency/model" -o "$OUT/noise3d" \
   --max-steps "$N3D_STEPS" --batch-size 8 --lr 1e-3 --set warmup_steps=20
