@@ -50,8 +50,8 @@ stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}"
   --max-steps "$REF_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 \
   --set options='{"same_view": 0.3, "position_gain": 3.0, "position_sigma": 0.04, "position_moved_degrees": 10.0, "control": true}'
 # the view modules, on the sweeps in yaw order (an orbit's groups), until their validation gap (off - on) on
-# held-out sweeps has not grown for CONS_PATIENCE validations. At lr 5e-4 the gap grows to step ~2500; at 1e-4 it
-# was flat and noisy from step 100, patience 3 stopped the stage at step 400 and the modules did nothing at sampling
+# held-out sweeps has not grown for CONS_PATIENCE validations; at lr 1e-4 the gap stays flat and patience ends the
+# stage with the modules untrained (docs/lab/2026-12-07-view-modules-lr.md)
 stage consistency "$DP3D" train --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" \
   -o "$OUT/consistency" --data "$OUT/sweeps" --set val_data="$OUT/heldout_sweeps" --max-steps "$CONS_STEPS" \
   --batch-size 1 --set views="$VIEWS" --lr 5e-4 --set warmup_steps=20 --set val_size=4 --set val_patience="$CONS_PATIENCE" \
