@@ -4,6 +4,8 @@ stages by name (`@register` in stages/base.py). Adding a stage is adding one fil
 import importlib
 import pkgutil
 
+import torch
+
 from ...errors import UserError
 from .base import REGISTRY, Stage
 
@@ -22,5 +24,8 @@ def stage_class(name: str) -> type[Stage]:
 
 
 def build_stage(cfg) -> Stage:
-    """The stage a TrainConfig names, loading what it starts from."""
-    return stage_class(cfg.stage).build(cfg)
+    """The stage a TrainConfig names, loading what it starts from. Weights that start fresh (a preset's
+    VAE, UNet or noise model) are drawn from the run's seed: a rerun of a recipe trains the same model."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return stage_class(cfg.stage).build(cfg)
