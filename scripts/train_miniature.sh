@@ -9,9 +9,22 @@ set -euo pipefail
 OUT=${1:?usage: train_miniature.sh OUT_DIR}
 DP3D=${DP3D:-dp3d}
 SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8}
+# PROCS training processes for base, view, reference and consistency (torchrun, DDP, one thread each); batch
+# sizes below are global, so any PROCS dividing 8 trains the same steps (tests/test_training_distributed.py)
+PROCS=${PROCS:-2}
 VAE_STEPS=${VAE_STEPS:-2500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-2000} REF_STEPS=${REF_STEPS:-3500}
-CONS_STEPS=${CONS_STEPS:-3000} CONS_PATIENCE=${CONS_PATIENCE:-6} N3D_STEPS=${N3D_STEPS:-1000}
+CONS_GROUPS=${CONS_GROUPS:-3000} CONS_PATIENCE=${CONS_PATIENCE:-6} N3D_STEPS=${N3D_STEPS:-1000}
+case $PROCS in 1|2|4|8) ;; *) echo "PROCS must be 1, 2, 4 or 8 (it divides the batch sizes), got $PROCS" >&2; exit 2;; esac
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
+
+# dp3d train on PROCS processes, --batch-size GLOBAL first: on 2 cores 2 processes of one thread make 1.14-1.19x
+# the steps of one process of two threads (benchmarks/bench_recipe_processes.py)
+train_on_procs() {
+  local batch=$1; shift
+  if [ "$PROCS" -eq 1 ]; then "$DP3D" train --batch-size "$batch" "$@"
+  else OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node "$PROCS" -m diffportrait3d.cli.main train \
+         --batch-size $((batch / PROCS)) "$@"; fi
+}
 
 # latents encoded once per stage (cache_latents), condition images rendered once by synth (--conditions 1, read
 # with condition_source=folder) in clay (shape only: a carrier's colours cannot be misread for the camera); the vae
@@ -34,27 +47,28 @@ stage vae "$DP3D" train --stage vae "${common[@]}" -o "$OUT/vae" --max-steps "$V
   --set warmup_steps=50 --set options='{"preset": "mini"}'
 # the base also learns to read another view of its subject through its own self-attention (half the samples,
 # half of those the target itself): the selective copying SD1.5 has and an unconditional tiny base lacks
-stage base "$DP3D" train --stage base "${common[@]}" "${diffusion[@]}" --model "$OUT/vae/model" -o "$OUT/base" \
-  --max-steps "$BASE_STEPS" --batch-size 16 --lr 3e-4 --set warmup_steps=100 --set ema_decay=0.999 \
+stage base train_on_procs 16 --stage base "${common[@]}" "${diffusion[@]}" --model "$OUT/vae/model" -o "$OUT/base" \
+  --max-steps "$BASE_STEPS" --lr 3e-4 --set warmup_steps=100 --set ema_decay=0.999 \
   --set options='{"preset": "mini", "reference_prob": 0.5, "same_view": 0.5}'
 stage init "$DP3D" init --base "$OUT/base/model" -o "$OUT/init/model"
 # the ControlNet first, reading through the reference as initialised (the base's copy, which already reads a
 # reference), so that the reference stage can train with the target's camera known; the carriers are drawn in
 # clay (saved in the model, so that sampling draws them so), their grey drawn anew per sample (condition_jitter)
-stage view "$DP3D" train --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/view" \
-  --max-steps "$VIEW_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 \
+stage view train_on_procs 8 --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/view" \
+  --max-steps "$VIEW_STEPS" --lr 2e-4 --set warmup_steps=100 \
   --set options='{"condition_jitter": 1.0, "carrier_style": "clay"}'
 # the reference UNet and the read path's position bias (one gain per head for the reference's camera, one for
 # moved cameras blended over 10 degrees), with the frozen ControlNet giving the target's camera
-stage reference "$DP3D" train --stage reference "${common[@]}" "${diffusion[@]}" --model "$OUT/view/model" -o "$OUT/reference" \
-  --max-steps "$REF_STEPS" --batch-size 8 --lr 2e-4 --set warmup_steps=100 \
+stage reference train_on_procs 8 --stage reference "${common[@]}" "${diffusion[@]}" --model "$OUT/view/model" -o "$OUT/reference" \
+  --max-steps "$REF_STEPS" --lr 2e-4 --set warmup_steps=100 \
   --set options='{"same_view": 0.3, "position_gain": 3.0, "position_sigma": 0.04, "position_moved_degrees": 10.0, "control": true}'
 # the view modules, on the sweeps in yaw order (an orbit's groups), until their validation gap (off - on) on
 # held-out sweeps has not grown for CONS_PATIENCE validations; at lr 1e-4 the gap stays flat and patience ends the
 # stage with the modules untrained (docs/lab/2026-12-07-view-modules-lr.md)
-stage consistency "$DP3D" train --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" \
-  -o "$OUT/consistency" --data "$OUT/sweeps" --set val_data="$OUT/heldout_sweeps" --max-steps "$CONS_STEPS" \
-  --batch-size 1 --set views="$VIEWS" --lr 5e-4 --set warmup_steps=20 --set val_size=4 --set val_patience="$CONS_PATIENCE" \
+# one group per process and step: up to CONS_GROUPS groups in all
+stage consistency train_on_procs "$PROCS" --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" \
+  -o "$OUT/consistency" --data "$OUT/sweeps" --set val_data="$OUT/heldout_sweeps" --max-steps $((CONS_GROUPS / PROCS)) \
+  --set views="$VIEWS" --lr 5e-4 --set warmup_steps=20 --set val_size=4 --set val_patience="$CONS_PATIENCE" \
   --set options='{"ordered": true}'
 stage noise3d "$DP3D" train --stage noise3d "${common[@]}" --model "$OUT/consistency/model" -o "$OUT/noise3d" \
   --max-steps "$N3D_STEPS" --batch-size 8 --lr 1e-3 --set warmup_steps=20
