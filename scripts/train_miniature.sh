@@ -9,15 +9,16 @@ set -euo pipefail
 OUT=${1:?usage: train_miniature.sh OUT_DIR}
 DP3D=${DP3D:-dp3d}
 SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8}
-# PROCS training processes for base, view, reference and consistency (torchrun, DDP, one thread each); batch
-# sizes below are global, so any PROCS dividing 8 trains the same steps (tests/test_training_distributed.py)
+# PROCS training processes for base, view, reference and consistency (torchrun, DDP, one thread each; on GPUs one
+# per GPU); batch sizes are global, so base, view and reference train the same steps on any PROCS dividing 8
+# (tests/test_training_distributed.py); consistency takes one group per process and step
 PROCS=${PROCS:-2}
 VAE_STEPS=${VAE_STEPS:-2500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-2000} REF_STEPS=${REF_STEPS:-3500}
 CONS_GROUPS=${CONS_GROUPS:-3000} CONS_PATIENCE=${CONS_PATIENCE:-6} N3D_STEPS=${N3D_STEPS:-1000}
 case $PROCS in 1|2|4|8) ;; *) echo "PROCS must be 1, 2, 4 or 8 (it divides the batch sizes), got $PROCS" >&2; exit 2;; esac
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
 
-# dp3d train on PROCS processes, --batch-size GLOBAL first: on 2 cores 2 processes of one thread make 1.14-1.19x
+# dp3d train on PROCS processes, --batch-size GLOBAL first: on 2 cores 2 processes of one thread make 1.13-1.34x
 # the steps of one process of two threads (benchmarks/bench_recipe_processes.py)
 train_on_procs() {
   local batch=$1; shift
@@ -65,7 +66,6 @@ stage reference train_on_procs 8 --stage reference "${common[@]}" "${diffusion[@
 # the view modules, on the sweeps in yaw order (an orbit's groups), until their validation gap (off - on) on
 # held-out sweeps has not grown for CONS_PATIENCE validations; at lr 1e-4 the gap stays flat and patience ends the
 # stage with the modules untrained (docs/lab/2026-12-07-view-modules-lr.md)
-# one group per process and step: up to CONS_GROUPS groups in all
 stage consistency train_on_procs "$PROCS" --stage consistency "${common[@]}" "${diffusion[@]}" --model "$OUT/reference/model" \
   -o "$OUT/consistency" --data "$OUT/sweeps" --set val_data="$OUT/heldout_sweeps" --max-steps $((CONS_GROUPS / PROCS)) \
   --set views="$VIEWS" --lr 5e-4 --set warmup_steps=20 --set val_size=4 --set val_patience="$CONS_PATIENCE" \
