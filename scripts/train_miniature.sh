@@ -8,7 +8,7 @@
 set -euo pipefail
 OUT=${1:?usage: train_miniature.sh OUT_DIR}
 DP3D=${DP3D:-dp3d}
-SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8}
+SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8} HELDOUT=${HELDOUT:-24} SWEEPS=${SWEEPS:-400}
 # PROCS training processes for base, view, reference and consistency (torchrun, DDP, one thread each; on GPUs one
 # per GPU); batch sizes are global, so base, view and reference train the same steps on any PROCS dividing 8
 # (tests/test_training_distributed.py); consistency takes one group per process and step
@@ -37,12 +37,13 @@ diffusion=(--set snr_gamma=5 --set snr_floor=0.1 --set noise_offset=0.1 --set co
            --set val_data="$OUT/heldout" --set val_every=100 --set val_size=16)
 stage data "$DP3D" synth "$OUT/data" --subjects "$SUBJECTS" --frames "$FRAMES" --views "$VIEWS" --res 64 --seed 0 \
   --conditions 1 --carrier-style clay --workers 2
-stage heldout "$DP3D" synth "$OUT/heldout" --subjects 24 --frames 1 --views "$VIEWS" --res 64 --seed 1
+stage heldout "$DP3D" synth "$OUT/heldout" --subjects "$HELDOUT" --frames 1 --views "$VIEWS" --res 64 --seed 1 --conditions 1 \
+  --carrier-style clay
 # for the view modules: the same heads (and held-out ones) along yaw sweeps of 4-12 degree steps, as an orbit's
 # neighbouring views; pixel-aligned attention across views finds little to share between independent cameras
-stage sweeps "$DP3D" synth "$OUT/sweeps" --subjects 400 --frames 1 --views 9 --res 64 --seed 0 --conditions 1 \
+stage sweeps "$DP3D" synth "$OUT/sweeps" --subjects "$SWEEPS" --frames 1 --views 9 --res 64 --seed 0 --conditions 1 \
   --carrier-style clay --sweep 12 --workers 2
-stage heldout_sweeps "$DP3D" synth "$OUT/heldout_sweeps" --subjects 24 --frames 1 --views 9 --res 64 --seed 1 \
+stage heldout_sweeps "$DP3D" synth "$OUT/heldout_sweeps" --subjects "$HELDOUT" --frames 1 --views 9 --res 64 --seed 1 \
   --conditions 1 --carrier-style clay --sweep 12
 stage vae "$DP3D" train --stage vae "${common[@]}" -o "$OUT/vae" --max-steps "$VAE_STEPS" --batch-size 16 --lr 5e-4 \
   --set warmup_steps=50 --set options='{"preset": "mini"}'
