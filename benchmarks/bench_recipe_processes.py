@@ -2,12 +2,12 @@
 
     python benchmarks/bench_recipe_processes.py [--steps 50] [--subjects 60] [--procs 2]
 
-For the base, view and reference stages, with the recipe's global batch, options and losses, on a `dp3d synth`
-dataset drawn as the recipe draws it (pre-rendered clay carriers, cached latents) and a random-weight `mini`
-model: one process with every core's threads (torch's default, as `dp3d train` runs) against --procs
-processes (`torchrun`, DDP on gloo, one thread each, the batch split between them), the recipe's commands. Both train the same steps: the
-losses are printed side by side (their largest relative difference), and steps/s is counted from step 10
-on (the DataLoader's and the latent cache's start left out). The ratio is what to read.
+For the base, view and reference stages, the recipe's commands with its global batch, options and losses, on a
+`dp3d synth` dataset drawn as the recipe draws it (pre-rendered clay carriers, cached latents) and a random-weight
+`mini` model: `dp3d train` in one process with every core's threads (torch's default) against `torchrun` with
+--procs processes (DDP on gloo, one thread each, the batch split between them). Both train the same steps: their
+losses are compared (the largest relative difference), and steps/s is counted from step 10 on (the DataLoader's
+and the latent cache's start left out). The ratio is what to read.
 """
 
 import argparse
@@ -45,7 +45,7 @@ def launch(root: Path, stage: str, out: str, steps: int, procs: int):
 def read_log(path: Path):
     """(losses, steps/s from step WARM to the last): the loop logs cumulative steps/s since its start."""
     rows = [line.split(",") for line in path.read_text().strip().splitlines()[1:]]
-    step, loss, rate = (int(r[0]) for r in rows), [float(r[1]) for r in rows], [float(r[3]) for r in rows]
+    loss, rate = [float(r[1]) for r in rows], [float(r[3]) for r in rows]
     first, last = WARM - 1, len(rows) - 1
     elapsed = (last + 1) / rate[last] - (first + 1) / rate[first]
     return loss, (last - first) / elapsed
