@@ -23,7 +23,8 @@ from diffportrait3d.pipeline.pipeline_diffportrait3d import DiffPortrait3DPipeli
 # - condition_seed 7: dark short hair, no hat; benchmarks/bench_carriers.py on the validation heads (seed 1): its
 #   ControlNet places the camera within ~5.5° on average with carriers like it, but misreads grey short hair by 30°+;
 # - noise_mean colour_pull with ColourPull's weights (docs/miniature.md, take ten; pipeline/noise_mean.py);
-# - carrier_style: the style its view stage trained on (take ten: colour; the recipe's since 2026-12-07: clay).
+# - carrier_style: the style its view stage trained on, which the view stage saves in the model (the recipe's: clay);
+#   colour only for a folder without it (take ten). Overwriting a saved style made the ControlNet misread the camera.
 MINI_DEFAULTS = {"condition_seed": 7, "carrier_style": "colour", "noise_mean": "colour_pull", "colour_pull": ColourPull().to_config()}
 
 
@@ -45,16 +46,17 @@ def main():
                     help="the shipped model's sampling default (docs/miniature.md: take five remove, take ten colour_pull)")
     ap.add_argument("--condition-seed", type=int, default=MINI_DEFAULTS["condition_seed"],
                     help="the shipped model's camera carrier (benchmarks/bench_carriers.py)")
-    ap.add_argument("--carrier-style", default=MINI_DEFAULTS["carrier_style"], choices=STYLES,
-                    help="how its carriers are drawn: the style its view ControlNet was trained on (synth --carrier-style)")
+    ap.add_argument("--carrier-style", choices=STYLES, help="how its carriers are drawn: the style its view ControlNet "
+                    "was trained on (synth --carrier-style); default: the one saved in MODEL, else colour")
     a = ap.parse_args()
     if a.strip_paths_only:
         return strip_machine_paths(Path(a.model))
     torch.set_num_threads(1)
     pipe = DiffPortrait3DPipeline.from_pretrained(a.model)
+    style = a.carrier_style or pipe.config.get("carrier_style") or MINI_DEFAULTS["carrier_style"]
     with atomic_folder(a.out) as tmp:
         pipe.register_to_config(**{**MINI_DEFAULTS, "noise_mean": a.noise_mean, "condition_seed": a.condition_seed,
-                                   "carrier_style": a.carrier_style})
+                                   "carrier_style": style})
         pipe.to(torch.float16).save_pretrained(tmp)
         strip_machine_paths(Path(tmp))
         for extra in ("recipe_log.tsv",):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The miniature DiffPortrait3D from scratch, one command, every stage once with its final options (docs/miniature.md):
-#   synth (+ sweeps) -> vae -> base -> init -> view -> reference -> consistency -> noise3d
+#   synth (+ sweeps) -> vae_crops -> vae -> base -> init -> view -> reference -> consistency -> noise3d
 # then `python scripts/package_miniature.py OUT/noise3d/model` ships it.
 # Resumable: a finished stage is skipped, an interrupted one continues from its last checkpoint.
 # Usage: bash scripts/train_miniature.sh OUT_DIR   (sizes below can be overridden from the environment)
@@ -13,7 +13,7 @@ SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8} HELDOUT=${HELDOU
 # per GPU); batch sizes are global, so base, view and reference train the same steps on any PROCS dividing 8
 # (tests/test_training_distributed.py); consistency takes one group per process and step
 PROCS=${PROCS:-2}
-VAE_STEPS=${VAE_STEPS:-2500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-2000} REF_STEPS=${REF_STEPS:-3500}
+VAE_CROP_STEPS=${VAE_CROP_STEPS:-2000} VAE_STEPS=${VAE_STEPS:-500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-2000} REF_STEPS=${REF_STEPS:-3500}
 CONS_GROUPS=${CONS_GROUPS:-3000} CONS_PATIENCE=${CONS_PATIENCE:-6} N3D_STEPS=${N3D_STEPS:-1000}
 case $PROCS in 1|2|4|8) ;; *) echo "PROCS must be 1, 2, 4 or 8 (it divides the batch sizes), got $PROCS" >&2; exit 2;; esac
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
@@ -45,8 +45,13 @@ stage sweeps "$DP3D" synth "$OUT/sweeps" --subjects "$SWEEPS" --frames 1 --views
   --carrier-style clay --sweep 12 --workers 2
 stage heldout_sweeps "$DP3D" synth "$OUT/heldout_sweeps" --subjects "$HELDOUT" --frames 1 --views 9 --res 64 --seed 1 \
   --conditions 1 --carrier-style clay --sweep 12
-stage vae "$DP3D" train --stage vae "${common[@]}" -o "$OUT/vae" --max-steps "$VAE_STEPS" --batch-size 16 --lr 5e-4 \
-  --set warmup_steps=50 --set options='{"preset": "mini"}'
+# the VAE on 32x32 crops (a quarter of the pixels per step), then on whole renders from those weights, which also
+# measure the latent scale: 736 s against 1697 s for 2500 whole steps (benchmarks/bench_vae_crops.py)
+vae=(--batch-size 16 --lr 5e-4 --set warmup_steps=50)
+stage vae_crops "$DP3D" train --stage vae "${common[@]}" "${vae[@]}" -o "$OUT/vae_crops" --max-steps "$VAE_CROP_STEPS" \
+  --set options='{"preset": "mini", "crop": 32}'
+stage vae "$DP3D" train --stage vae "${common[@]}" "${vae[@]}" --model "$OUT/vae_crops/model" -o "$OUT/vae" \
+  --max-steps "$VAE_STEPS"
 # the base also learns to read another view of its subject through its own self-attention (half the samples,
 # half of those the target itself): the selective copying SD1.5 has and an unconditional tiny base lacks
 stage base train_on_procs 16 --stage base "${common[@]}" "${diffusion[@]}" --model "$OUT/vae/model" -o "$OUT/base" \

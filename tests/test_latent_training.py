@@ -17,7 +17,9 @@ from diffportrait3d.pipeline.schedule import sd15_alphas_cumprod
 from diffportrait3d.training.latent_cache import LatentCache
 from diffportrait3d.training.losses import weighted_mse
 from diffportrait3d.training.noising import min_snr_weights
-from diffportrait3d.training.stages.base_models import VAEStage
+from diffportrait3d.errors import UserError
+from diffportrait3d.training.stages.base import generators
+from diffportrait3d.training.stages.base_models import VAEStage, random_crops
 from diffportrait3d.training.stages.diffportrait3d import ViewStage
 
 
@@ -67,9 +69,10 @@ def test_cached_latents_give_the_uncached_loss(tiny_pipe, data, tmp_path):
     assert not torch.allclose(rebuilt.mean, stage.latents.mean)
 
 
-@pytest.mark.parametrize("per_channel", [True, False])
-def test_vae_stage_stores_the_measured_latent_scale(tiny_pipe, data, tmp_path, per_channel):
-    stage = VAEStage(copy.deepcopy(tiny_pipe.vae), per_channel_latents=per_channel)
+@pytest.mark.parametrize("per_channel,crop", [(True, 0), (False, 0), (True, 32)])
+def test_vae_stage_stores_the_measured_latent_scale(tiny_pipe, data, tmp_path, per_channel, crop):
+    """Also when it trains on crops: the scale is the whole images' (what the diffusion stages encode)."""
+    stage = VAEStage(copy.deepcopy(tiny_pipe.vae), per_channel_latents=per_channel, crop=crop)
     images = torch.stack([image_to_tensor(Image.open(p)) for p in sorted(data.glob("subject*/frame00/*.png"))])
     stage({"image": images, "seed": torch.arange(len(images))})
     stage.export(tmp_path)
@@ -88,6 +91,42 @@ def test_vae_stage_stores_the_measured_latent_scale(tiny_pipe, data, tmp_path, p
         assert vae.config.latents_mean is None and vae.config.scaling_factor != tiny_pipe.vae.config.scaling_factor
         assert z.std().item() == pytest.approx(1.0, abs=1e-4)
     assert torch.allclose(unscale_latents(vae, z), raw, atol=1e-5)
+
+
+def test_vae_stage_resumed_at_its_end_still_measures_the_latent_scale(tiny_pipe, data, tmp_path):
+    """A run resumed from its final checkpoint sees no batch: the scale is measured on the dataset's images (before,
+    it exported the preset's placeholder scale and every later stage trained on mis-scaled latents)."""
+    from diffusers import AutoencoderKL
+
+    from diffportrait3d.training.config import TrainConfig
+
+    stage = VAEStage(copy.deepcopy(tiny_pipe.vae))
+    ds = stage.dataset(TrainConfig(stage="vae", data=str(data), output=str(tmp_path)))
+    stage.export(tmp_path)
+    vae = AutoencoderKL.from_pretrained(tmp_path / "vae")
+    images = torch.stack([ds[i]["image"] for i in range(len(ds))])
+    with torch.no_grad():
+        z = scale_latents(vae, vae.encode(images).latent_dist.mean).transpose(0, 1).flatten(1)
+    assert vae.config.latents_mean is not None
+    assert z.mean(1).abs().max().item() < 1e-4 and (z.std(1) - 1).abs().max().item() < 1e-4
+
+
+def test_vae_crops_are_latent_grid_windows_drawn_per_sample(tiny_pipe):
+    """A crop is a window of its own image with its corner on the latent grid, drawn from the sample's seed alone
+    (the same crop in any batch or process); over many samples every corner occurs. Bad sizes: one-line error."""
+    x = torch.randn(200, 3, 64, 64)
+    crops = random_crops(x, 32, 8, generators({"seed": torch.arange(200)}))
+    corners = set()
+    for img, c in zip(x, crops):
+        hits = [(i, j) for i in range(0, 33, 8) for j in range(0, 33, 8) if torch.equal(img[:, i:i + 32, j:j + 32], c)]
+        assert len(hits) == 1
+        corners |= set(hits)
+    assert len(corners) == 25  # (5 x 5 corners; 200 draws miss one with probability < 0.01)
+    alone = random_crops(x[7:8], 32, 8, generators({"seed": torch.tensor([7])}))
+    assert torch.equal(alone[0], crops[7])
+    for bad in (30, 72, 32.0):
+        with pytest.raises(UserError, match="crop must be a multiple of 8"):
+            VAEStage(copy.deepcopy(tiny_pipe.vae), crop=bad)
 
 
 def test_min_snr_weights_and_weighted_mse():

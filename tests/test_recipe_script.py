@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["data", "heldout", "sweeps", "heldout_sweeps", "vae", "base", "init", "view", "reference", "consistency", "noise3d"]
-TOY = dict(SUBJECTS="2", FRAMES="1", HELDOUT="2", SWEEPS="2", VAE_STEPS="1", BASE_STEPS="1", VIEW_STEPS="1", REF_STEPS="1",
+STAGES = ["data", "heldout", "sweeps", "heldout_sweeps", "vae_crops", "vae", "base", "init", "view", "reference", "consistency", "noise3d"]
+TOY = dict(SUBJECTS="2", FRAMES="1", HELDOUT="2", SWEEPS="2", VAE_CROP_STEPS="1", VAE_STEPS="1", BASE_STEPS="1", VIEW_STEPS="1", REF_STEPS="1",
            CONS_GROUPS="2", N3D_STEPS="1", PROCS="2")
 
 

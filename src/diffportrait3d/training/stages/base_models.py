@@ -40,25 +40,50 @@ def preset(name: str) -> dict:
     return PRESETS[name]
 
 
+def random_crops(x: torch.Tensor, size: int, step: int, gens: list[torch.Generator]) -> torch.Tensor:
+    """One size x size window per image, its corner on the latent grid (multiples of `step`, so each crop's latent
+    pixels are the whole image's), drawn from the sample's own generator."""
+    h, w = x.shape[-2:]
+    crops = []
+    for img, g in zip(x, gens):
+        i, j = (int(torch.randint((n - size) // step + 1, (1,), generator=g)) * step for n in (h, w))
+        crops.append(img[:, i:i + size, j:j + size])
+    return torch.stack(crops)
+
+
 @dataclass
 class VAEOptions:
     preset: str = "tiny"       # models/presets.py: the VAE built when --model has no vae/
     kl_weight: float = 1e-6
     ssim_weight: float = 0.2
     per_channel_latents: bool = True  # export per-channel latents_mean/std (models/latent_scale.py); False: one scaling_factor
+    # train on random crops of this many pixels a side (0: whole images): the VAE is convolutional, and a 32 crop of
+    # a 64 render costs a quarter of the step (benchmarks/bench_vae_crops.py); the latent scale is still measured
+    # on whole images
+    crop: int = 0
+
+    def __post_init__(self):
+        check_option("crop", self.crop, 0, 4096)
 
 
 @register
 class VAEStage(Stage):
     name, Options, needs_model = "vae", VAEOptions, False
 
-    def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2, per_channel_latents: bool = True):
+    def __init__(self, vae, kl_weight: float = 1e-6, ssim_weight: float = 0.2, per_channel_latents: bool = True,
+                 crop: int = 0):
         super().__init__()
         self.vae, self.kl_weight, self.ssim_weight = vae, kl_weight, ssim_weight
         self.per_channel_latents = per_channel_latents
         self.resolution = vae.config.sample_size
+        self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        if not isinstance(crop, int) or crop % self.factor or crop > self.resolution:
+            raise UserError(f"vae option crop must be a multiple of {self.factor} (the latent's pixel) "
+                            f"and at most {self.resolution}, got {crop}")
+        self.crop = crop
         self.ssim = SSIMLoss()
         self.recent = deque(maxlen=32)  # the last batches seen, to measure the latent scale at export
+        self.data = None
         vae.train().requires_grad_(True)
 
     @classmethod
@@ -68,19 +93,21 @@ class VAEStage(Stage):
         o = cls.options(cfg.options)
         model = Path(cfg.model) if cfg.model else None
         vae = AutoencoderKL.from_pretrained(model / "vae") if model and (model / "vae").is_dir() else AutoencoderKL(**preset(o.preset)["vae"])
-        return cls(vae, o.kl_weight, o.ssim_weight, o.per_channel_latents)
+        return cls(vae, o.kl_weight, o.ssim_weight, o.per_channel_latents, o.crop)
 
     def dataset(self, cfg):
-        return images_dataset(cfg, cfg.resolution or self.resolution)
+        self.data = images_dataset(cfg, cfg.resolution or self.resolution)
+        return self.data
 
     def trained(self):
         return self.vae
 
     def forward(self, batch):
         self.recent.append(batch["image"].detach().cpu())
-        x = batch["image"]
+        gens = generators(batch)
+        x = random_crops(batch["image"], self.crop, self.factor, gens) if self.crop else batch["image"]
         dist = self.vae.encode(x).latent_dist
-        z = dist.mean + dist.std * randn_tensor(dist.mean.shape, generator=generators(batch)).to(x)
+        z = dist.mean + dist.std * randn_tensor(dist.mean.shape, generator=gens).to(x)
         return vae_loss(x, self.vae.decode(z).sample, dist, self.ssim, self.ssim_weight, self.kl_weight)
 
     @torch.no_grad()
@@ -97,6 +124,9 @@ class VAEStage(Stage):
         return measure_latent_stats(z, self.per_channel_latents)
 
     def export(self, folder):
+        if not self.recent and self.data is not None:  # resumed at its last step: no batch seen since the restart
+            n = min(len(self.data), 512)
+            self.recent.extend(torch.stack([self.data[i]["image"] for i in range(j, min(j + 16, n))]) for j in range(0, n, 16))
         if self.recent:
             self.vae.register_to_config(**self.latent_stats())
         self.vae.save_pretrained(folder / "vae")
