@@ -6,7 +6,7 @@ beside the chance spread of two noise seeds of the full model (issue 36; DESIGN.
         [--threads 2] [--out DIR] [--quick]
 
 Held-out subjects are bench_miniature_quality's (`dp3d synth --frames 1 --views 6 --seed SEED` heads, seed 1000 by
-default; 4000 is kept for a final report, 3000 judged three recipe runs): the reference is each subject's first camera, the other five are targets.
+default; 5000 is kept for a final report; 3000 judged five recipe runs, 4000 the sixth and take ten): the reference is each subject's first camera, the other five are targets.
 Every model is measured on the same subjects, gallery identities and noise seeds.
 
 Samplings (both exact DDIM, guidance 3, eta 0.5, --steps steps: the release's is 50):
@@ -208,7 +208,7 @@ def parse_args(argv=None):
     ap = OneLineParser(prog="bench_ablations.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", help="model folder, hub id or mini (default); repeat to compare models")
     ap.add_argument("--identity-seed", "--seed", dest="seed", type=int, default=1000,
-                    help="held-out identities' dataset seed (the shipped model trained on 0; 4000 is kept for a final report)")
+                    help="held-out identities' dataset seed (the shipped model trained on 0; 5000 is kept for a final report)")
     ap.add_argument("--subjects", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20, help="DDIM steps for both samplings (the release uses 50)")
     ap.add_argument("--noise-seeds", default="0,1", help="the full model's noise seeds (>= 2: the chance spread); ablations use the first")
