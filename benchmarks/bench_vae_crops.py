@@ -36,7 +36,7 @@ def train(data: Path, out: Path, steps: int, crop: int, model: Path | None = Non
     options = '{"preset": "mini"' + (f', "crop": {crop}' if crop else "") + "}"
     cmd = [sys.executable, "-m", "diffportrait3d.cli.main", "train", "--stage", "vae", "--data", str(data), "-o", str(out),
            "--resume", "--max-steps", str(steps), *VAE, "--set", f"options={options}"] + (["--model", str(model)] if model else [])
-    subprocess.run(cmd, check=True, env=dict(os.environ))
+    subprocess.run(cmd, check=True)
 
 
 def seconds(stage: Path) -> float:
@@ -66,6 +66,10 @@ def main():
     for name, path in (("--data", a.data), ("--heldout", a.heldout)):
         if not (path / "dataset.json").is_file():
             ap.error(f"{name} {path} is not a `dp3d synth` folder (no dataset.json)")
+    if not 0 <= a.finish < a.steps:
+        ap.error(f"--finish must be at least 0 and below --steps ({a.steps}), got {a.finish}")
+    if a.crop < 1:
+        ap.error(f"--crop must be a positive number of pixels, got {a.crop}")
     torch.set_num_threads(os.cpu_count() or 1)
     whole = a.whole or a.out / "whole"
     train(a.data, whole, a.steps, 0)

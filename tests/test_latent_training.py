@@ -11,13 +11,13 @@ from PIL import Image
 
 from diffportrait3d.data.eg3d_dataset import PairDataset, ViewGroupDataset
 from diffportrait3d.data.synth import SynthConfig, synth
+from diffportrait3d.errors import UserError
 from diffportrait3d.media import image_to_tensor
 from diffportrait3d.models.latent_scale import scale_latents, unscale_latents
 from diffportrait3d.pipeline.schedule import sd15_alphas_cumprod
 from diffportrait3d.training.latent_cache import LatentCache
 from diffportrait3d.training.losses import weighted_mse
 from diffportrait3d.training.noising import min_snr_weights
-from diffportrait3d.errors import UserError
 from diffportrait3d.training.stages.base import generators
 from diffportrait3d.training.stages.base_models import VAEStage, random_crops
 from diffportrait3d.training.stages.diffportrait3d import ViewStage

@@ -125,8 +125,8 @@ class VAEStage(Stage):
 
     def export(self, folder):
         if not self.recent and self.data is not None:  # resumed at its last step: no batch seen since the restart
-            n = min(len(self.data), 512)
-            self.recent.extend(torch.stack([self.data[i]["image"] for i in range(j, min(j + 16, n))]) for j in range(0, n, 16))
+            images = [self.data[i]["image"] for i in range(min(len(self.data), 512))]
+            self.recent.extend(torch.stack(images[j:j + 16]) for j in range(0, len(images), 16))
         if self.recent:
             self.vae.register_to_config(**self.latent_stats())
         self.vae.save_pretrained(folder / "vae")
