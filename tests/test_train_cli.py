@@ -59,6 +59,9 @@ def test_train_bad_config_exits_2(dataset, tmp_path, capsys):
     assert "needs --model" in capsys.readouterr().err
     assert main(["train", "--stage", "base", "--data", str(dataset), "-o", str(tmp_path / "x"), "--set", "val_patience=3"]) == 2
     assert "val_patience needs validation: set val_every" in capsys.readouterr().err
+    for bad in (["--set", "decay_steps=10", "--set", "lr_schedule=cosine"], ["--max-steps", "5", "--set", "decay_steps=10"]):
+        assert main(["train", "--stage", "base", "--data", str(dataset), "-o", str(tmp_path / "x"), *bad]) == 2
+        assert "decay_steps (10) needs lr_schedule constant" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("stage, options, message", [

@@ -171,16 +171,19 @@ def test_a_launcher_that_started_one_of_several_processes_is_stopped():
     check_launcher(2, {**simple, "WORLD_SIZE": "2"})  # torchrun
 
 
-@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine"])
+@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine", "stable-decay"])
 @pytest.mark.parametrize("processes", [1, 2])
 def test_lr_schedules_at_known_steps(schedule, processes):
     """Warm-up 4 and max_steps 10 in optimiser steps, whatever the process count: a prepared scheduler
-    steps once per process per optimiser step (training/loop.py: make_scheduler)."""
+    steps once per process per optimiser step (training/loop.py: make_scheduler). stable-decay: constant, then
+    linear to 0 over the last 3 steps."""
     import math
 
     from diffportrait3d.training.loop import make_scheduler
 
-    c = TrainConfig(stage="reference", data="toy", model="toy", lr=1e-3, warmup_steps=4, max_steps=10, lr_schedule=schedule)
+    decay = 3 if schedule == "stable-decay" else 0
+    c = TrainConfig(stage="reference", data="toy", model="toy", lr=1e-3, warmup_steps=4, max_steps=10,
+                    lr_schedule="constant" if decay else schedule, decay_steps=decay)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=c.lr)
     sched = make_scheduler(c, opt, processes)
     got = []
@@ -194,7 +197,8 @@ def test_lr_schedules_at_known_steps(schedule, processes):
         if k < 4:
             return k / 4
         frac = (k - 4) / 6
-        return {"constant": 1.0, "linear": 1 - frac, "cosine": 0.5 * (1 + math.cos(math.pi * frac))}[schedule]
+        return {"constant": 1.0, "linear": 1 - frac, "cosine": 0.5 * (1 + math.cos(math.pi * frac)),
+                "stable-decay": min(1.0, (10 - k) / 3)}[schedule]
 
     assert got == pytest.approx([1e-3 * expected(k) for k in range(11)], abs=1e-12)
 

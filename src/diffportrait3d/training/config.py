@@ -11,7 +11,7 @@ from ..preflight import check_range
 
 # field -> (lowest, highest, whole number); None: unbounded
 RANGES = dict(max_steps=(1, None, True), batch_size=(1, None, True), grad_accum=(1, None, True), views=(1, 32, True),
-              lr=(0, 1, False), warmup_steps=(0, None, True), weight_decay=(0, None, False), max_grad_norm=(0, None, False),
+              lr=(0, 1, False), warmup_steps=(0, None, True), decay_steps=(0, None, True), weight_decay=(0, None, False), max_grad_norm=(0, None, False),
               ema_decay=(0, 1, False), seed=(0, None, True), resolution=(0, 4096, True), save_every=(1, None, True),
               keep_last=(0, None, True), sample_every=(0, None, True), sample_steps=(1, 1000, True), log_every=(1, None, True), val_every=(0, None, True), val_size=(1, 4096, True),
               snr_gamma=(0, None, False), snr_floor=(0, None, False), noise_offset=(0, None, False), max_minutes=(0, None, False),
@@ -33,6 +33,7 @@ class TrainConfig:
     lr: float = 1e-5                  # paper: 1e-5
     warmup_steps: int = 0             # linear warm-up (optimiser steps)
     lr_schedule: str = "constant"     # after warm-up: constant | cosine | linear (to 0 at max_steps)
+    decay_steps: int = 0              # constant only: linear to 0 over the last this many steps (warm-up, stable, decay)
     weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
     mixed_precision: str = ""         # no | fp16 | bf16 (autocast; fp16 with loss scaling); "": accelerate's config (default no)
@@ -69,6 +70,9 @@ class TrainConfig:
             raise UserError("lr 0 or ema_decay 1 would never change the weights; use lr > 0 and ema_decay < 1")
         if self.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.decay_steps and (self.lr_schedule != "constant" or self.decay_steps > self.max_steps):
+            raise UserError(f"decay_steps ({self.decay_steps}) needs lr_schedule constant (cosine and linear already "
+                            f"decay) and at most max_steps ({self.max_steps})")
         if self.mixed_precision not in ("", "no", "fp16", "bf16"):
             raise UserError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.val_patience and not self.val_every:

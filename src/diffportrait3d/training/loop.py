@@ -91,6 +91,9 @@ def make_scheduler(cfg: TrainConfig, opt, num_processes: int):
 
     # a prepared scheduler steps once per process per optimiser step (accelerate's convention for
     # schedules counted in single-process batches): count in those units so warm-up is in steps
+    if cfg.decay_steps:  # warm-up, stable, decay: not among diffusers' schedules
+        warm, total, decay = (n * num_processes for n in (cfg.warmup_steps, cfg.max_steps, cfg.decay_steps))
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / warm if warm else 1.0, (total - s) / decay))
     name = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}[cfg.lr_schedule]
     return get_scheduler(name, opt, num_warmup_steps=cfg.warmup_steps * num_processes,
                          num_training_steps=cfg.max_steps * num_processes)

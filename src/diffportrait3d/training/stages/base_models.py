@@ -6,7 +6,6 @@ on VAE latents; its text condition is one fixed embedding, stored as the model's
 Their output is a base folder (vae/, unet/, prompt_embedding/) that `dp3d init --base` accepts.
 """
 
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +81,7 @@ class VAEStage(Stage):
                             f"and at most {self.resolution}, got {crop}")
         self.crop = crop
         self.ssim = SSIMLoss()
-        self.recent = deque(maxlen=32)  # the last batches seen, to measure the latent scale at export
-        self.data = None
+        self.data = None  # the training images, on which export measures the latent scale
         vae.train().requires_grad_(True)
 
     @classmethod
@@ -103,7 +101,6 @@ class VAEStage(Stage):
         return self.vae
 
     def forward(self, batch):
-        self.recent.append(batch["image"].detach().cpu())
         gens = generators(batch)
         x = random_crops(batch["image"], self.crop, self.factor, gens) if self.crop else batch["image"]
         dist = self.vae.encode(x).latent_dist
@@ -117,17 +114,19 @@ class VAEStage(Stage):
         return [[tensor_to_pil(a) for a in x], [tensor_to_pil(a) for a in rec]]
 
     @torch.no_grad()
-    def latent_stats(self) -> dict:
-        """Latent normalisation measured on recent training images (models/latent_scale.py): SD1.5's
-        0.18215 was chosen as 1 / std of its own VAE's latents, so the schedule sees unit variance."""
-        z = torch.cat([self.vae.encode(x.to(self.vae.device, self.vae.dtype)).latent_dist.mean.float() for x in self.recent])
-        return measure_latent_stats(z, self.per_channel_latents)
+    def latent_stats(self, count: int = 512) -> dict:
+        """Latent normalisation (models/latent_scale.py) measured on `count` whole training images spread evenly over
+        the dataset: the same on any process count and resume point. SD1.5's 0.18215 was chosen as 1 / std of its
+        own VAE's latents, so the schedule sees unit variance."""
+        index = list(range(0, len(self.data), max(1, len(self.data) // count)))[:count]
+        z = []
+        for j in range(0, len(index), 16):
+            x = torch.stack([self.data[i]["image"] for i in index[j:j + 16]])
+            z.append(self.vae.encode(x.to(self.vae.device, self.vae.dtype)).latent_dist.mean.float())
+        return measure_latent_stats(torch.cat(z), self.per_channel_latents)
 
     def export(self, folder):
-        if not self.recent and self.data is not None:  # resumed at its last step: no batch seen since the restart
-            images = [self.data[i]["image"] for i in range(min(len(self.data), 512))]
-            self.recent.extend(torch.stack(images[j:j + 16]) for j in range(0, len(images), 16))
-        if self.recent:
+        if self.data is not None:
             self.vae.register_to_config(**self.latent_stats())
         self.vae.save_pretrained(folder / "vae")
 
