@@ -13,7 +13,7 @@ SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8} HELDOUT=${HELDOU
 # per GPU); batch sizes are global, so base, view and reference train the same steps on any PROCS dividing 8
 # (tests/test_training_distributed.py); consistency takes one group per process and step
 PROCS=${PROCS:-2}
-VAE_CROP_STEPS=${VAE_CROP_STEPS:-2000} VAE_STEPS=${VAE_STEPS:-500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-2000} REF_STEPS=${REF_STEPS:-3500}
+VAE_CROP_STEPS=${VAE_CROP_STEPS:-2000} VAE_STEPS=${VAE_STEPS:-500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-1000} REF_STEPS=${REF_STEPS:-3800}
 CONS_GROUPS=${CONS_GROUPS:-3000} CONS_PATIENCE=${CONS_PATIENCE:-6} N3D_STEPS=${N3D_STEPS:-1000}
 case $PROCS in 1|2|4|8) ;; *) echo "PROCS must be 1, 2, 4 or 8 (it divides the batch sizes), got $PROCS" >&2; exit 2;; esac
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
@@ -32,7 +32,9 @@ train_on_procs() {
 # stores per-channel latent mean/std so every channel has unit variance
 common=(--data "$OUT/data" --resume --set sample_every=500 --set save_every=250 --set sample_steps=20)
 # diffusion stages: Min-SNR-5, x0 loss below SNR 0.1, offset noise (the noise's mean is not the colour);
-# validation every 100 steps on held-out heads: fixed batch, t and noise, module on and off (logs/val.csv)
+# validation every 100 steps on held-out heads: fixed batch, t and noise, module on and off (logs/val.csv);
+# view, reference and noise3d hold their lr, then decay it to 0 over their last eighth (decay_steps; the base's EMA
+# already averages)
 diffusion=(--set snr_gamma=5 --set snr_floor=0.1 --set noise_offset=0.1 --set condition_source=folder
            --set val_data="$OUT/heldout" --set val_every=100 --set val_size=16)
 stage data "$DP3D" synth "$OUT/data" --subjects "$SUBJECTS" --frames "$FRAMES" --views "$VIEWS" --res 64 --seed 0 \
@@ -63,12 +65,12 @@ stage init "$DP3D" init --base "$OUT/base/model" -o "$OUT/init/model"
 # reference), so that the reference stage can train with the target's camera known; the carriers are drawn in
 # clay (saved in the model, so that sampling draws them so), their grey drawn anew per sample (condition_jitter)
 stage view train_on_procs 8 --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/view" \
-  --max-steps "$VIEW_STEPS" --lr 2e-4 --set warmup_steps=100 \
+  --max-steps "$VIEW_STEPS" --set decay_steps=$((VIEW_STEPS / 8)) --lr 2e-4 --set warmup_steps=100 \
   --set options='{"condition_jitter": 1.0, "carrier_style": "clay"}'
 # the reference UNet and the read path's position bias (one gain per head for the reference's camera, one for
 # moved cameras blended over 10 degrees), with the frozen ControlNet giving the target's camera
 stage reference train_on_procs 8 --stage reference "${common[@]}" "${diffusion[@]}" --model "$OUT/view/model" -o "$OUT/reference" \
-  --max-steps "$REF_STEPS" --lr 2e-4 --set warmup_steps=100 \
+  --max-steps "$REF_STEPS" --set decay_steps=$((REF_STEPS / 8)) --lr 2e-4 --set warmup_steps=100 \
   --set options='{"same_view": 0.3, "position_gain": 3.0, "position_sigma": 0.04, "position_moved_degrees": 10.0, "control": true}'
 # the view modules, on the sweeps in yaw order (an orbit's groups), until their validation gap (off - on) on
 # held-out sweeps has not grown for CONS_PATIENCE validations; at lr 1e-4 the gap stays flat and patience ends the
@@ -78,6 +80,6 @@ stage consistency train_on_procs "$PROCS" --stage consistency "${common[@]}" "${
   --set views="$VIEWS" --lr 5e-4 --set warmup_steps=20 --set val_size=4 --set val_patience="$CONS_PATIENCE" \
   --set options='{"ordered": true}'
 stage noise3d "$DP3D" train --stage noise3d "${common[@]}" --model "$OUT/consistency/model" -o "$OUT/noise3d" \
-  --max-steps "$N3D_STEPS" --batch-size 8 --lr 1e-3 --set warmup_steps=20
+  --max-steps "$N3D_STEPS" --set decay_steps=$((N3D_STEPS / 8)) --batch-size 8 --lr 1e-3 --set warmup_steps=20
 echo "model folder: $OUT/noise3d/model (python scripts/package_miniature.py $OUT/noise3d/model)"
 cat "$LOG"
