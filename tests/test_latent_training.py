@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from diffportrait3d.data.eg3d_dataset import PairDataset, ViewGroupDataset
 from diffportrait3d.data.synth import SynthConfig, synth
