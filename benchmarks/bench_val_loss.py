@@ -57,8 +57,8 @@ def main():
     for folder in [a.heldout, *map(Path, a.model)]:
         if not folder.is_dir():
             ap.error(f"{folder} is not a folder")
-    if a.size < 1:
-        ap.error(f"--size must be at least 1, got {a.size}")
+    if a.size < 1 or a.threads < 1:
+        ap.error(f"--size and --threads must be at least 1, got {a.size} and {a.threads}")
     torch.set_num_threads(a.threads)
     rows = ["| model | val_loss | val_off | off - on |", "|---|---|---|---|"]
     for model in a.model:
@@ -67,7 +67,7 @@ def main():
         except UserError as e:  # a bad stage, option or folder content
             ap.error(str(e))
         off = r.get("val_off")
-        rows.append(f"| {model} | {r['val_loss']:.5f} | " + (f"{off:.5f} | {off - r['val_loss']:.5f} |" if off else "· | · |"))
+        rows.append(f"| {model} | {r['val_loss']:.5f} | " + (f"{off:.5f} | {off - r['val_loss']:.5f} |" if off is not None else "· | · |"))
         print(rows[-1], flush=True)
     text = f"# {a.stage} validation loss, {a.size} items of {a.heldout}\n\n" + "\n".join(rows) + "\n"
     with atomic_path(a.out / "val_loss.md") as tmp:
