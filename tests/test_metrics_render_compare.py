@@ -34,6 +34,16 @@ def test_render_compare_finds_off_grid_poses():
         assert (est_yaw, est_pitch) == pytest.approx((yaw, pitch), abs=0.6), (identity, est_yaw, est_pitch)
 
 
+def test_the_refinement_stays_inside_the_grid():
+    # the best match lies past the grid's edge (yaw 75 > 60, pitch -38 < -30): the estimate is the nearest pose
+    # inside it, as the grid's corner cell refined along its edges, never a camera the caller did not ask about
+    image = toy_render(0, 75.0, -38.0)
+    yaw, pitch, _ = render_compare_pose(image, renderer(0), refine_to=0.25)
+    assert (yaw, pitch) == (60.0, -30.0)
+    yaw, pitch, _ = render_compare_pose(image, renderer(0), yaws=range(-90, 91, 15), refine_to=0.25)
+    assert yaw == pytest.approx(75.0, abs=1.0) and pitch == -30.0
+
+
 def test_render_pose_error_is_the_angle_distance():
     targets = np.array([[20.0, 10.0], [-30.0, 0.0]])
     truth = np.array([[20.0, 10.0], [-26.0, 3.0]])  # the second image is off by (4, 3): error 5

@@ -48,7 +48,9 @@ def render_compare_pose(image: torch.Tensor, render: Renderer, yaws: Sequence[fl
     """(yaw, pitch, distance) of the render closest to `image` ((3, H, W) or (1, 3, H, W) in [-1, 1]).
 
     Grid search over yaws x pitches, then a pattern search from the best cell with a step of half
-    the grid spacing, halved until it is below `refine_to` (0 or None: no refinement).
+    the grid spacing, halved until it is below `refine_to` (0 or None: no refinement). The search stays
+    inside the grid's range: on a poor image it used to walk past it, to cameras behind the head (yaw -131,
+    pitch 41 from a grid of -90..90 x -15..15) whose featureless renders an unsharp view resembles most.
     """
     x = check_images(image)[:1]
     cache: dict[tuple[float, float], float] = {}
@@ -66,9 +68,9 @@ def render_compare_pose(image: torch.Tensor, render: Renderer, yaws: Sequence[fl
     if refine_to:
         step = 0.5 * min(_spacing(yaws), _spacing(pitches))
         while step >= refine_to:
-            moves = [(best[0] + dy * step, best[1] + dp * step) for dy, dp in ((1, 0), (-1, 0), (0, 1), (0, -1))
-                     if abs(best[1] + dp * step) < 90]  # a poor image can pull the search to the pole, where cameras end
-            cand = min(moves, key=lambda yp: cost(*yp))
+            moves = [(y, p) for y, p in ((best[0] + dy * step, best[1] + dp * step) for dy, dp in ((1, 0), (-1, 0), (0, 1), (0, -1)))
+                     if min(yaws) <= y <= max(yaws) and min(pitches) <= p <= max(pitches)]
+            cand = min(moves, key=lambda yp: cost(*yp), default=best)
             if cost(*cand) < cost(*best):
                 best = cand
             else:
