@@ -13,7 +13,7 @@ SUBJECTS=${SUBJECTS:-500} FRAMES=${FRAMES:-2} VIEWS=${VIEWS:-8} HELDOUT=${HELDOU
 # per GPU); batch sizes are global, so base, view and reference train the same steps on any PROCS dividing 8
 # (tests/test_training_distributed.py); consistency takes one group per process and step
 PROCS=${PROCS:-2}
-VAE_CROP_STEPS=${VAE_CROP_STEPS:-2000} VAE_STEPS=${VAE_STEPS:-500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-1000} REF_STEPS=${REF_STEPS:-3800}
+VAE_CROP_STEPS=${VAE_CROP_STEPS:-2000} VAE_STEPS=${VAE_STEPS:-500} BASE_STEPS=${BASE_STEPS:-4500} VIEW_STEPS=${VIEW_STEPS:-2000} REF_STEPS=${REF_STEPS:-3800}
 CONS_GROUPS=${CONS_GROUPS:-3000} CONS_PATIENCE=${CONS_PATIENCE:-6} N3D_STEPS=${N3D_STEPS:-1000}
 case $PROCS in 1|2|4|8) ;; *) echo "PROCS must be 1, 2, 4 or 8 (it divides the batch sizes), got $PROCS" >&2; exit 2;; esac
 source "$(dirname "$0")/recipe_stage.sh"  # stage NAME COMMAND...: run once, log time and final loss
@@ -63,7 +63,8 @@ stage base train_on_procs 16 --stage base "${common[@]}" "${diffusion[@]}" --mod
 stage init "$DP3D" init --base "$OUT/base/model" -o "$OUT/init/model"
 # the ControlNet first, reading through the reference as initialised (the base's copy, which already reads a
 # reference), so that the reference stage can train with the target's camera known; the carriers are drawn in
-# clay (saved in the model, so that sampling draws them so), their grey drawn anew per sample (condition_jitter)
+# clay (saved in the model, so that sampling draws them so), their grey drawn anew per sample (condition_jitter);
+# 2000 steps: run seven's 1000 missed the camera by 18 deg where run six's 2000 had read it (docs/lab, recipe seven)
 stage view train_on_procs 8 --stage view "${common[@]}" "${diffusion[@]}" --model "$OUT/init/model" -o "$OUT/view" \
   --max-steps "$VIEW_STEPS" --set decay_steps=$((VIEW_STEPS / 8)) --lr 2e-4 --set warmup_steps=100 \
   --set options='{"condition_jitter": 1.0, "carrier_style": "clay"}'
