@@ -68,8 +68,8 @@ def render_compare_pose(image: torch.Tensor, render: Renderer, yaws: Sequence[fl
     if refine_to:
         step = 0.5 * min(_spacing(yaws), _spacing(pitches))
         while step >= refine_to:
-            moves = [(y, p) for y, p in ((best[0] + dy * step, best[1] + dp * step) for dy, dp in ((1, 0), (-1, 0), (0, 1), (0, -1)))
-                     if min(yaws) <= y <= max(yaws) and min(pitches) <= p <= max(pitches)]
+            moves = [(best[0] + dy * step, best[1] + dp * step) for dy, dp in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+            moves = [(y, p) for y, p in moves if min(yaws) <= y <= max(yaws) and min(pitches) <= p <= max(pitches)]
             cand = min(moves, key=lambda yp: cost(*yp), default=best)
             if cost(*cand) < cost(*best):
                 best = cand
