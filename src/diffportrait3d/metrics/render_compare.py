@@ -67,9 +67,10 @@ def render_compare_pose(image: torch.Tensor, render: Renderer, yaws: Sequence[fl
     best = min(((y, p) for y in yaws for p in pitches), key=lambda yp: cost(*yp))
     if refine_to:
         step = 0.5 * min(_spacing(yaws), _spacing(pitches))
+        (y_lo, y_hi), (p_lo, p_hi) = (min(yaws), max(yaws)), (min(pitches), max(pitches))
         while step >= refine_to:
             moves = [(best[0] + dy * step, best[1] + dp * step) for dy, dp in ((1, 0), (-1, 0), (0, 1), (0, -1))]
-            moves = [(y, p) for y, p in moves if min(yaws) <= y <= max(yaws) and min(pitches) <= p <= max(pitches)]
+            moves = [(y, p) for y, p in moves if y_lo <= y <= y_hi and p_lo <= p <= p_hi]
             cand = min(moves, key=lambda yp: cost(*yp), default=best)
             if cost(*cand) < cost(*best):
                 best = cand
