@@ -27,10 +27,10 @@ train_on_procs() {
          --batch-size $((batch / PROCS)) "$@"; fi
 }
 
-# latents encoded once per stage (cache_latents), condition images rendered once by synth (--conditions 1, read
+# latents encoded once for base, view and reference (one VAE and dataset: one file in OUT/latents), condition images rendered once by synth (--conditions 1, read
 # with condition_source=folder) in clay (shape only: a carrier's colours cannot be misread for the camera); the vae
 # stores per-channel latent mean/std so every channel has unit variance
-common=(--data "$OUT/data" --resume --set sample_every=500 --set save_every=250 --set sample_steps=20)
+common=(--data "$OUT/data" --resume --set latent_cache="$OUT/latents" --set sample_every=500 --set save_every=250 --set sample_steps=20)
 # diffusion stages: Min-SNR-5, x0 loss below SNR 0.1, offset noise (the noise's mean is not the colour);
 # validation every 100 steps on held-out heads: fixed batch, t and noise, module on and off (logs/val.csv);
 # view, reference and noise3d hold their lr, then decay it to 0 over their last eighth (decay_steps; the base's EMA

@@ -211,7 +211,33 @@ def test_cached_latents_train_as_encoding_every_step(tiny_pipe, tmp_path):
         cfg = config(tmp_path / f"cache-{cache}", "base", data=str(tmp_path / "data"), batch_size=2, max_steps=1, cache_latents=cache)
         train(cfg, stage, stage.dataset(cfg), progress=False)
         assert (stage.latents is not None) == cache
-    assert (tmp_path / "cache-True" / "cache" / "latents.safetensors").is_file()
+    assert len(list((tmp_path / "cache-True" / "cache").glob("latents-*.safetensors"))) == 1
     # bitwise: both feed the UNet the same contiguous latents (models/latent_scale.py; the encoder's own
     # channels-last output gave a 6.8e-5 relative gradient difference through other conv kernels)
     compare_runs(tmp_path / "cache-True", tmp_path / "cache-False", 1, rel=0)
+
+
+def test_stages_with_one_vae_share_one_latent_cache(tiny_pipe, tmp_path):
+    """`latent_cache`: the base stage encodes the dataset, a later stage of the same VAE reads that file
+    (not rewritten), and a dataset with other views gets a file of its own."""
+    from diffportrait3d.data.synth import SynthConfig, synth
+    from diffportrait3d.training.stages.base_models import BaseUNetStage
+    from diffportrait3d.training.stages.diffportrait3d import ViewStage
+
+    synth(tmp_path / "data", SynthConfig(subjects=2, views=2, res=64, seed=0), progress=False)
+    synth(tmp_path / "other", SynthConfig(subjects=2, views=3, res=64, seed=1), progress=False)
+    shared = tmp_path / "latents"
+    base = BaseUNetStage(copy.deepcopy(tiny_pipe.unet), copy.deepcopy(tiny_pipe.vae), copy.deepcopy(tiny_pipe.prompt_embedding))
+    cfg = config(tmp_path / "base", "base", data=str(tmp_path / "data"), batch_size=2, max_steps=1, latent_cache=str(shared))
+    train(cfg, base, base.dataset(cfg), progress=False)
+    (file,) = shared.iterdir()
+    made = file.stat()
+    view = ViewStage(copy.deepcopy(tiny_pipe))
+    cfg = config(tmp_path / "view", "view", data=str(tmp_path / "data"), batch_size=2, max_steps=1, latent_cache=str(shared))
+    train(cfg, view, view.dataset(cfg), progress=False)
+    assert list(shared.iterdir()) == [file] and (file.stat().st_ino, file.stat().st_mtime_ns) == (made.st_ino, made.st_mtime_ns)
+    assert torch.equal(view.latents.mean, base.latents.mean) and not (tmp_path / "view" / "cache").exists()
+    view = ViewStage(copy.deepcopy(tiny_pipe))
+    cfg = config(tmp_path / "view2", "view", data=str(tmp_path / "other"), batch_size=2, max_steps=1, latent_cache=str(shared))
+    train(cfg, view, view.dataset(cfg), progress=False)
+    assert len(list(shared.iterdir())) == 2 and len(view.latents.mean) == 2 * 3

@@ -40,6 +40,10 @@ def run(args):
     if not Path(cfg.data).is_dir():
         raise UserError(f"--data {cfg.data}: folder not found; pass an EG3D-layout dataset (e.g. from `dp3d synth`)")
     check_output(cfg.output, args.resume)
+    if cfg.latent_cache:
+        from ..preflight import check_output_folder
+
+        check_output_folder(cfg.latent_cache, "--set latent_cache")
     stage = build_stage(cfg)
     dataset = stage.dataset(cfg)
     if len(dataset) == 0:

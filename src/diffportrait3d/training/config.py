@@ -56,6 +56,7 @@ class TrainConfig:
     val_size: int = 16                # validation batch (timesteps spread evenly over 0..999)
     val_patience: int = 0             # > 0: stop once the validation gap (off - on) has not grown for this many validations
     cache_latents: bool = True        # latent stages: encode every view once (training/latent_cache.py)
+    latent_cache: str = ""            # folder of those caches, shareable by stages with one VAE ("": OUT/cache)
     weights: str = ""                 # folder with optional perceptual-loss weights (noise3d)
     options: dict = field(default_factory=dict)  # the stage's typed Options (training/stages/*.py), e.g. {"preset": "mini"}
 
