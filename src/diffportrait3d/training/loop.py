@@ -130,8 +130,11 @@ def train(cfg: TrainConfig, stage, dataset, resume: bool = False, progress: bool
 
         val_batch = send_to_device(validation_batch(stage, cfg, val_dataset), acc.device)
 
+    last_val = {}
+
     def validation():  # fixed batch, t and noise: moves only when the weights do (training/validation.py)
-        values = validate(stage, val_batch)
+        values = validate(stage, val_batch, last_val.get("val_off"))
+        last_val.update(values)
         log.write_val(step, values)
         tqdm.write(f"step {step}: " + "  ".join(f"{k} {v:.5f}" for k, v in values.items()))
 

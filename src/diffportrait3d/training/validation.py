@@ -37,14 +37,17 @@ def validation_batch(stage, cfg, data=None) -> dict:
 
 
 @torch.no_grad()
-def validate(stage, batch: dict) -> dict:
-    """{"val_loss": ..., "val_off": ...} (val_off only for switchable stages); weights unchanged."""
+def validate(stage, batch: dict, off: float | None = None) -> dict:
+    """{"val_loss": ..., "val_off": ...} (val_off only for switchable stages); weights unchanged. `off`: val_off
+    from an earlier call, reused by stages whose off step runs frozen weights only (`off_fixed`; half the cost)."""
     was_training = stage.trained().training
     stage.trained().eval()
     try:
         with stage.context():
             if stage.switchable:
-                out = {"val_loss": stage(batch, off=False)[0].item(), "val_off": stage(batch, off=True)[0].item()}
+                if off is None or not stage.off_fixed:
+                    off = stage(batch, off=True)[0].item()
+                out = {"val_loss": stage(batch, off=False)[0].item(), "val_off": off}
             else:
                 out = {"val_loss": stage(batch)[0].item()}
     finally:

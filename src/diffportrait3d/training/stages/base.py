@@ -37,6 +37,7 @@ class Stage(nn.Module):
     resolution = 64     # image side the dataset is read at
     latents = None      # a LatentCache (training/latent_cache.py) for stages with a `latent_vae`
     switchable = False  # forward(batch, off=True) runs the step with the trained module switched off
+    off_fixed = False   # that off step runs only frozen weights: validation computes its loss once, not every time
 
     @classmethod
     def options(cls, values: dict):

@@ -99,6 +99,7 @@ class DiffPortrait3DStage(Stage):
     """
 
     Options, switchable = PairOptions, True
+    off_fixed = True    # off drops the one trained module; the rest is frozen (tests/test_validation.py)
     grouped = False     # samples are groups of `views` target views (stage 3); else single targets
     control = True      # the view ControlNet runs (stages 2, 3)
 
