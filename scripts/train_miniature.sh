@@ -27,10 +27,11 @@ train_on_procs() {
          --batch-size $((batch / PROCS)) "$@"; fi
 }
 
-# latents encoded once for base, view and reference (one VAE and dataset: one file in OUT/latents), condition images rendered once by synth (--conditions 1, read
-# with condition_source=folder) in clay (shape only: a carrier's colours cannot be misread for the camera); the vae
-# stores per-channel latent mean/std so every channel has unit variance
-common=(--data "$OUT/data" --resume --set latent_cache="$OUT/latents" --set sample_every=500 --set save_every=250 --set sample_steps=20)
+# latents encoded once for base, view and reference (one VAE, one dataset: one file in OUT/latents); condition images
+# rendered once by synth (--conditions 1, read with condition_source=folder) in clay (shape only: a carrier's colours
+# cannot be misread for the camera); the vae stores per-channel latent mean/std so every channel has unit variance;
+# sample grids every 1000 steps (each one a pause of ~10 s for the other process)
+common=(--data "$OUT/data" --resume --set latent_cache="$OUT/latents" --set sample_every=1000 --set save_every=250 --set sample_steps=20)
 # diffusion stages: Min-SNR-5, x0 loss below SNR 0.1, offset noise (the noise's mean is not the colour);
 # validation every 100 steps on held-out heads: fixed batch, t and noise, module on and off (logs/val.csv);
 # view, reference and noise3d hold their lr, then decay it to 0 over their last eighth (decay_steps; the base's EMA
@@ -40,13 +41,13 @@ diffusion=(--set snr_gamma=5 --set snr_floor=0.1 --set noise_offset=0.1 --set co
 stage data "$DP3D" synth "$OUT/data" --subjects "$SUBJECTS" --frames "$FRAMES" --views "$VIEWS" --res 64 --seed 0 \
   --conditions 1 --carrier-style clay --workers 2
 stage heldout "$DP3D" synth "$OUT/heldout" --subjects "$HELDOUT" --frames 1 --views "$VIEWS" --res 64 --seed 1 --conditions 1 \
-  --carrier-style clay
+  --carrier-style clay --workers 2
 # for the view modules: the same heads (and held-out ones) along yaw sweeps of 4-12 degree steps, as an orbit's
 # neighbouring views; pixel-aligned attention across views finds little to share between independent cameras
 stage sweeps "$DP3D" synth "$OUT/sweeps" --subjects "$SWEEPS" --frames 1 --views 9 --res 64 --seed 0 --conditions 1 \
   --carrier-style clay --sweep 12 --workers 2
 stage heldout_sweeps "$DP3D" synth "$OUT/heldout_sweeps" --subjects "$HELDOUT" --frames 1 --views 9 --res 64 --seed 1 \
-  --conditions 1 --carrier-style clay --sweep 12
+  --conditions 1 --carrier-style clay --sweep 12 --workers 2
 # the VAE on 32x32 crops (a quarter of the pixels per step), then on whole renders from those weights, which also
 # measure the latent scale: 740 s against 1688 s for 2500 whole steps, held-out PSNR 30.91 vs 30.77 dB
 # (benchmarks/bench_vae_crops.py)
